@@ -1,0 +1,3 @@
+"""rag: local, offline, extractive question answering over news articles."""
+
+__version__ = "0.1.0"

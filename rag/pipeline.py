@@ -1,0 +1,392 @@
+"""The one object that wires the stages: ingest -> chunk -> embed -> index -> retrieve -> answer.
+
+The CLI, the Streamlit app and the eval harness are thin shells over ``Pipeline``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .answer import Reader, source_counts
+from .chunk import chunk_article
+from .config import Settings
+from .embed import Embedder, load_embedder
+from .errors import IndexIncompatibleError, IndexCorruptError, IngestError, RagError
+from .index import FORMAT_VERSION, IndexData, IndexStore, now_iso
+from .ingest import load_folder
+from .retrieve import retrieve
+from .types import Answer, Article, BuildReport, Chunk, Skipped
+
+# progress(stage, done, total): stages are "read", "embed", "write".
+Progress = Callable[[str, int, int], None]
+History = Sequence[object]
+
+_FOLLOWUP_START = re.compile(r"^\s*(and|also|then|so|but|what about|how about|and what about)\b", re.I)
+_PRONOUNS = re.compile(r"\b(it|its|it's|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those|the company|the firm|the deal)\b", re.I)
+_STOP = frozenset(
+    "what which who whom whose when where why how much many does did do is are was were has have had be been the a an "
+    "of in on to for by with and or it its their they them he she his her this that these those also then so but about "
+    "make made get got say said tell told give given there any some more most".split()
+)
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[\w][\w'.%$-]*", text) if w.lower() not in _STOP and len(w) > 1]
+
+
+def resolve_followup(question: str, history: History | None) -> str:
+    """Rewrite a follow-up that leans on the previous turn by carrying that turn's key terms.
+
+    A question is a follow-up when it starts like one ("And ...", "What about ..."), refers back
+    with a pronoun ("it", "they", "the company"), or has at most one content word of its own.
+    The rewritten query is the question plus the previous query's content words it lacks.
+    """
+    if not history:
+        return question
+    prev = _previous_query(history)
+    if not prev:
+        return question
+    own = _content_words(question)
+    if not (_FOLLOWUP_START.search(question) or _PRONOUNS.search(question) or len(own) <= 1):
+        return question
+    have = {w.lower() for w in own}
+    carry = [w for w in dict.fromkeys(_content_words(prev)) if w.lower() not in have]
+    return f"{question.strip()} {' '.join(carry)}".strip() if carry else question
+
+
+def _previous_query(history: History) -> str | None:
+    for turn in reversed(list(history)):
+        if isinstance(turn, Answer):
+            return turn.query
+        if isinstance(turn, str) and turn.strip():
+            return turn
+        if isinstance(turn, dict):
+            if turn.get("query"):
+                return str(turn["query"])
+            if turn.get("role", "user") == "user" and turn.get("content"):
+                return str(turn["content"])
+            if turn.get("question"):
+                return str(turn["question"])
+    return None
+
+
+class Pipeline:
+    """Builds and serves one index. Thread-safe for concurrent ``ask`` calls."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None):
+        self.settings = settings or Settings()
+        self.store = IndexStore(self.settings.index_dir)
+        self._embedder = embedder
+        self._embedder_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._data: IndexData | None = None
+        self._reader: Reader | None = None
+
+    # -- components -------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            with self._embedder_lock:
+                if self._embedder is None:
+                    s = self.settings
+                    self._embedder = load_embedder(
+                        s.model_name, s.embed_backend, s.embed_batch_size, s.cache_dir, s.onnx_int8
+                    )
+        return self._embedder
+
+    def warm_up(self) -> None:
+        self.embedder
+        self.index()
+
+    def index(self) -> IndexData:
+        """The live index version; reloaded when a build has switched ``CURRENT``."""
+        current = self.store.current_version()
+        data = self._data
+        if data is not None and data.version == current:
+            return data
+        with self._load_lock:
+            if self._data is None or self._data.version != self.store.current_version():
+                data = self.store.load(self.settings.model_name)
+                self._reader = Reader(data)
+                self._data = data
+            return self._data
+
+    def reader_for(self, data: IndexData) -> Reader:
+        reader = self._reader
+        if reader is None or reader.data is not data:
+            reader = Reader(data)
+        return reader
+
+    # -- building ---------------------------------------------------------------------
+    def _reusable(self, warnings: list[str]) -> IndexData | None:
+        """The current index, if its vectors may be reused (same model, chunking, format)."""
+        if not self.store.exists():
+            return None
+        try:
+            data = self.store.load(self.settings.model_name)
+        except (IndexIncompatibleError, IndexCorruptError) as exc:
+            warnings.append(f"previous index not reused: {exc}")
+            return None
+        m = data.manifest
+        if m.get("chunking") != self.settings.chunking_signature() or m.get("embedding") != self._embedding_signature():
+            warnings.append("previous index built with other chunking or embedding settings: re-embedding everything")
+            return None
+        return data
+
+    def _embedding_signature(self) -> dict:
+        return {"model_name": self.settings.model_name, "int8": self.settings.onnx_int8}
+
+    def build(
+        self,
+        articles_dir: Path | None = None,
+        *,
+        full: bool = False,
+        progress: Progress | None = None,
+        wait: float = 0.0,
+    ) -> BuildReport:
+        """Bring the index in line with the articles folder, embedding only what changed."""
+        s = self.settings
+        folder = Path(articles_dir or s.articles_dir)
+        report = BuildReport(articles_dir=str(folder), index_dir=str(self.store.root))
+        t0 = time.perf_counter()
+        with self.store.lock(wait):
+            self.store.clean_leftovers()
+            ingest = load_folder(folder, s.max_file_bytes)
+            report.skipped = ingest.skipped
+            report.warnings = ingest.warnings
+            report.duplicates = ingest.duplicates
+            if progress:
+                progress("read", len(ingest.articles), len(ingest.articles))
+            report.seconds["read"] = time.perf_counter() - t0
+            if not ingest.articles:
+                reasons = "; ".join(f"{x.file}: {x.reason}" for x in ingest.skipped) or "no .txt, .md or .html files"
+                raise IngestError(f"No usable articles in {folder}/ ({reasons})")
+
+            prev = None if full else self._reusable(report.warnings)
+            prev_files: dict[str, str] = prev.manifest.get("files", {}) if prev else {}
+            files = {name: a.id for a in ingest.articles for name in [a.file, *a.aliases]}
+            for a in ingest.articles:
+                if prev is not None and a.id in prev.articles:
+                    report.reused.append(a.file)
+                elif a.file in prev_files:
+                    report.updated.append(a.file)
+                else:
+                    report.added.append(a.file)
+            report.removed = sorted(f for f in prev_files if f not in files)
+            report.n_articles = len(ingest.articles)
+            if prev is not None and not full and files == prev_files:
+                report.unchanged = True
+                report.version = prev.version
+                report.n_chunks = len(prev.chunks)
+                report.seconds["total"] = time.perf_counter() - t0
+                return report
+
+            t1 = time.perf_counter()
+            new_articles = [a for a in ingest.articles if prev is None or a.id not in prev.articles]
+            embedder = self.embedder
+            new_chunks: dict[str, list[Chunk]] = {}
+            for a in new_articles:
+                new_chunks[a.id] = chunk_article(
+                    a,
+                    chunk_tokens=s.chunk_tokens,
+                    chunk_overlap=s.chunk_overlap,
+                    encoding=s.tiktoken_encoding,
+                    count_pieces=embedder.count_pieces,
+                    max_pieces=embedder.max_pieces,
+                )
+            flat = [c for a in new_articles for c in new_chunks[a.id]]
+            report.seconds["chunk"] = time.perf_counter() - t1
+
+            t2 = time.perf_counter()
+            embed_progress = (lambda done, total: progress("embed", done, total)) if progress else None
+            vecs, sent_vecs = embedder.encode_with_spans(
+                [c.text for c in flat],
+                [[(a - c.start, b - c.start) for a, b in c.sentences] for c in flat],
+                embed_progress,
+            )
+            report.embedded_chunks = len(flat)
+            report.embedded_tokens = sum(c.n_tokens for c in flat)
+            report.seconds["embed"] = time.perf_counter() - t2
+
+            t3 = time.perf_counter()
+            if progress:
+                progress("write", 0, 1)
+            new_rows = {c.id: i for i, c in enumerate(flat)}
+            chunks: list[Chunk] = []
+            vec_parts: list[np.ndarray] = []
+            sent_parts: list[np.ndarray] = []
+            for a in ingest.articles:
+                if a.id in new_chunks:
+                    for c in new_chunks[a.id]:
+                        chunks.append(c)
+                        vec_parts.append(vecs[new_rows[c.id]][None])
+                        sent_parts.append(sent_vecs[new_rows[c.id]])
+                else:
+                    old_chunks, old_vecs, old_sents = prev.article_vectors(a.id)
+                    chunks.extend(old_chunks)
+                    vec_parts.append(old_vecs)
+                    sent_parts.extend(old_sents)
+            dim = embedder.dim
+            vectors = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float32)
+            sent_vectors = np.concatenate(sent_parts) if sent_parts else np.zeros((0, dim), np.float32)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "rag_version": __version__,
+                "model_name": s.model_name,
+                "embedding": self._embedding_signature(),
+                "dimension": dim,
+                "max_pieces": embedder.max_pieces,
+                "chunking": s.chunking_signature(),
+                "articles": {
+                    a.id: {"file": a.file, "aliases": a.aliases, "sha256": a.source_sha256, "title": a.title,
+                           "chunks": sum(1 for c in chunks if c.article_id == a.id)}
+                    for a in ingest.articles
+                },
+                "files": files,
+                "built_at": now_iso(),
+                "n_chunks": len(chunks),
+            }
+            report.version = self.store.write(
+                articles=ingest.articles,
+                chunks=chunks,
+                vectors=vectors,
+                sent_vectors=sent_vectors,
+                manifest=manifest,
+                exact_max=s.exact_search_max,
+            )
+            report.n_chunks = len(chunks)
+            if progress:
+                progress("write", 1, 1)
+            report.seconds["write"] = time.perf_counter() - t3
+        report.seconds["total"] = time.perf_counter() - t0
+        return report
+
+    def ensure_index(self, progress: Progress | None = None) -> BuildReport:
+        """Build (incrementally) when the index is missing or differs from the articles folder."""
+        return self.build(progress=progress, wait=600)
+
+    def add(self, files: Sequence[Path], *, progress: Progress | None = None, wait: float = 0.0) -> BuildReport:
+        """Copy files into the articles folder (safe names only) and update the index."""
+        from .ingest import safe_name
+
+        folder = Path(self.settings.articles_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        refused: list[Skipped] = []
+        for f in files:
+            f = Path(f)
+            name, problem = safe_name(f.name)
+            if problem:
+                refused.append(Skipped(file=f.name, reason=problem))
+                continue
+            if not f.is_file():
+                refused.append(Skipped(file=str(f), reason="not found"))
+                continue
+            if f.stat().st_size > self.settings.max_file_bytes:
+                refused.append(Skipped(file=f.name, reason=f"too large: over {self.settings.max_file_bytes:,} bytes"))
+                continue
+            shutil.copyfile(f, folder / name)
+        report = self.build(folder, progress=progress, wait=wait)
+        report.skipped = refused + report.skipped
+        return report
+
+    def remove(self, names: Sequence[str], *, progress: Progress | None = None, wait: float = 0.0) -> BuildReport:
+        """Delete articles (by file name or article id) from the folder and the index."""
+        folder = Path(self.settings.articles_dir)
+        known = {}
+        if self.store.exists():
+            m = self.store.read_manifest()
+            known = m.get("files", {})
+        missing = []
+        for name in names:
+            targets = [f for f, aid in known.items() if f == name or aid == name] or [name]
+            hit = False
+            for t in targets:
+                p = folder / Path(t).name
+                if p.is_file():
+                    p.unlink()
+                    hit = True
+            if not hit:
+                missing.append(name)
+        if missing:
+            raise IngestError(f"Not in {folder}/: {', '.join(missing)}")
+        return self.build(folder, progress=progress, wait=wait)
+
+    # -- answering --------------------------------------------------------------------
+    def ask(
+        self,
+        question: str,
+        history: History | None = None,
+        *,
+        top_k: int | None = None,
+        mode: str | None = None,
+        threshold: float | None = None,
+        fusion: str | None = None,
+    ) -> Answer:
+        s = self.settings
+        t0 = time.perf_counter()
+        notes: list[str] = []
+        question = question if isinstance(question, str) else str(question)
+        clean = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", question).split())
+        if len(clean) > s.max_question_chars:
+            clean = clean[: s.max_question_chars]
+            notes.append(f"Your question was cut to its first {s.max_question_chars} characters.")
+        threshold = s.abstain_threshold if threshold is None else threshold
+        if not re.search(r"\w", clean):
+            return Answer(question=question, query=clean, answer=None, abstained=True, confidence=0.0,
+                          notes=notes + ["Please type a question with some words in it."])
+        query = resolve_followup(clean, history)
+        data = self.index()
+        reader = self.reader_for(data)
+        t1 = time.perf_counter()
+        qvec = self.embedder.encode_query(query)
+        t2 = time.perf_counter()
+        hits = retrieve(
+            data,
+            query,
+            qvec,
+            mode=mode or s.retrieval_mode,
+            fusion=fusion or s.fusion,
+            top_k=top_k or s.top_k,
+            candidates=max(s.candidates, top_k or s.top_k),
+            rrf_k=s.rrf_k,
+            dedup_threshold=s.dedup_threshold,
+        )
+        t3 = time.perf_counter()
+        result = reader.read(clean, query, qvec, hits, threshold)
+        t4 = time.perf_counter()
+        confidence = float(min(1.0, max(0.0, result["confidence"])))
+        abstained = result["answer"] is None or confidence < threshold
+        citations = [] if abstained else result["citations"]
+        return Answer(
+            question=question,
+            query=query,
+            answer=None if abstained else result["answer"],
+            candidate=result["answer"],
+            abstained=abstained,
+            confidence=confidence,
+            answer_type=result["qtype"],
+            kind="none" if abstained else result["kind"],
+            citations=citations,
+            sources=source_counts(citations, hits),
+            n_sources=len({c.article_id for c in citations}),
+            passages=hits,
+            notes=notes,
+            index_version=data.version,
+            timings_ms={
+                "embed": (t2 - t1) * 1000,
+                "retrieve": (t3 - t2) * 1000,
+                "read": (t4 - t3) * 1000,
+                "total": (t4 - t0) * 1000,
+            },
+        )
+
+
+__all__ = ["Pipeline", "resolve_followup", "RagError", "Article"]

@@ -1,0 +1,133 @@
+"""Typed records that flow through the pipeline.
+
+Every offset is a character offset into ``Article.text`` (the cleaned text stored in the
+index), so ``article.text[start:end]`` is always the quoted text.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Article(BaseModel):
+    id: str = Field(description="Content hash of the cleaned text (16 hex digits).")
+    file: str = Field(description="File name relative to the articles folder.")
+    aliases: list[str] = Field(default_factory=list, description="Other files with exactly the same content.")
+    title: str
+    text: str = Field(description="Cleaned text; all offsets point into it.")
+    source_sha256: str = Field(description="Hash of the raw file bytes (change detection).")
+    encoding: str = "utf-8"
+    removed_lines: int = Field(0, description="Lines dropped by cleaning (page furniture, repeats).")
+
+
+class Chunk(BaseModel):
+    id: str
+    article_id: str
+    index: int = Field(description="Position of the chunk within its article.")
+    start: int
+    end: int
+    text: str
+    n_tokens: int = Field(description="tiktoken tokens.")
+    n_pieces: int = Field(0, description="Word pieces of the embedding model (incl. special tokens).")
+    sentences: list[tuple[int, int]] = Field(
+        default_factory=list, description="Sentence spans (absolute article offsets) inside the chunk."
+    )
+
+
+class Source(BaseModel):
+    """Where a passage (or a near-duplicate of it) stands."""
+
+    article_id: str
+    file: str
+    title: str
+    start: int
+    end: int
+
+
+class Hit(BaseModel):
+    chunk: Chunk
+    file: str
+    title: str
+    score: float = Field(description="Fused retrieval score (higher is better).")
+    dense_score: float | None = None
+    bm25_score: float | None = None
+    rank: int
+    duplicates: list[Source] = Field(
+        default_factory=list, description="Near-duplicate passages folded into this one."
+    )
+
+
+class Citation(BaseModel):
+    article: str = Field(description="Article file name.")
+    article_id: str
+    title: str
+    start: int
+    end: int
+    quote: str = Field(description="article.text[start:end]")
+    sentence_start: int
+    sentence_end: int
+    sentence: str = Field(description="The sentence around the quote.")
+    passage_rank: int | None = Field(None, description="Rank of the retrieved passage it came from (1-based).")
+
+
+class SourceCount(BaseModel):
+    article: str
+    article_id: str
+    title: str
+    passages: int
+
+
+class Answer(BaseModel):
+    question: str
+    query: str = Field(description="The query actually searched (follow-ups are rewritten).")
+    answer: str | None
+    candidate: str | None = Field(None, description="Best answer found before the abstention threshold.")
+    abstained: bool
+    confidence: float = Field(ge=0.0, le=1.0)
+    answer_type: str = "other"
+    kind: Literal["span", "sentence", "none"] = "none"
+    citations: list[Citation] = Field(default_factory=list)
+    sources: list[SourceCount] = Field(default_factory=list)
+    n_sources: int = Field(0, description="Articles that state the answer.")
+    passages: list[Hit] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="Things the user should know (e.g. question cut).")
+    index_version: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class Skipped(BaseModel):
+    file: str
+    reason: str
+
+
+class BuildReport(BaseModel):
+    articles_dir: str
+    index_dir: str
+    version: str | None = None
+    added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    reused: list[str] = Field(default_factory=list)
+    skipped: list[Skipped] = Field(default_factory=list)
+    duplicates: dict[str, list[str]] = Field(default_factory=dict, description="Kept file -> identical files.")
+    warnings: list[str] = Field(default_factory=list)
+    n_articles: int = 0
+    n_chunks: int = 0
+    embedded_chunks: int = 0
+    embedded_tokens: int = 0
+    unchanged: bool = False
+    seconds: dict[str, float] = Field(default_factory=dict)
+
+
+class IndexInfo(BaseModel):
+    version: str
+    path: str
+    model_name: str
+    dimension: int
+    n_articles: int
+    n_chunks: int
+    built_at: str
+    faiss_type: str
+    chunking: dict
