@@ -29,6 +29,7 @@ class Settings(BaseSettings):
 
     # --- ingest ------------------------------------------------------------
     max_file_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Files larger than this are skipped.")
+    max_upload_files: int = Field(20, gt=0, description="Files accepted in one upload in the app.")
 
     # --- embedding -----------------------------------------------------------
     model_name: str = Field(

@@ -1,0 +1,50 @@
+"""Shared fixtures: one real pipeline (real model, real FAISS) over the seeds, built once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SHARED = ROOT.parent / "shared"
+BBC = SHARED / "corpora" / "bbc" / "articles"
+
+# The ONNX export is cached per checkout, never in the user's home during tests.
+os.environ.setdefault("RAG_CACHE_DIR", str(ROOT / ".cache"))
+
+
+def make_settings(**kw):
+    from rag.config import Settings
+
+    return Settings(**kw)
+
+
+@pytest.fixture(scope="session")
+def seeds_index_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("seeds-index") / "index"
+
+
+@pytest.fixture(scope="session")
+def seeds_settings(seeds_index_dir):
+    return make_settings(articles_dir=SEEDS, index_dir=seeds_index_dir)
+
+
+@pytest.fixture(scope="session")
+def seeds_pipeline(seeds_settings):
+    from rag.pipeline import Pipeline
+
+    pipe = Pipeline(seeds_settings)
+    pipe.build()
+    return pipe
+
+
+@pytest.fixture
+def articles_copy(tmp_path) -> Path:
+    """A writable copy of the seed articles."""
+    dst = tmp_path / "articles"
+    shutil.copytree(SEEDS, dst)
+    return dst
