@@ -74,29 +74,29 @@ def _trim(text: str, s: int, e: int) -> Span:
 
 
 def _cut_long(text: str, span: Span, max_tokens: int, enc) -> list[Span]:
-    """Cut one over-long sentence into pieces of at most ``max_tokens`` tokens, at token edges."""
+    """Cut one over-long sentence into pieces of at most ``max_tokens`` tokens, at spaces where possible."""
+    import bisect
+
     s, e = span
     tokens = enc.encode_ordinary(text[s:e])
     if len(tokens) <= max_tokens:
         return [span]
     _, offsets = enc.decode_with_offsets(tokens)
-    pieces = []
-    for i in range(0, len(tokens), max_tokens):
-        a = s + offsets[i]
-        b = s + offsets[i + max_tokens] if i + max_tokens < len(tokens) else e
-        # Prefer to cut at a space so that words stay whole.
-        if b < e:
-            space = text.rfind(" ", a + 1, b)
-            if space > a:
-                b = space
-        pieces.append((a, b))
-    # Re-join so that the pieces tile the sentence exactly (cuts moved to spaces).
-    tiled, cur = [], s
-    for _, b in pieces[:-1]:
-        tiled.append(_trim(text, cur, b))
-        cur = b
-    tiled.append(_trim(text, cur, e))
-    return [p for p in tiled if p[1] > p[0]]
+    starts = [s + o for o in offsets]
+    pieces: list[Span] = []
+    i = 0
+    while i < len(tokens):
+        if i + max_tokens >= len(tokens):
+            pieces.append(_trim(text, starts[i], e))
+            break
+        limit = starts[i + max_tokens]
+        cut = text.rfind(" ", starts[i] + 1, limit + 1)
+        cut = cut if cut > starts[i] else limit
+        pieces.append(_trim(text, starts[i], cut))
+        # Next piece starts at the first token at or after the cut.
+        nxt = bisect.bisect_left(starts, cut)
+        i = max(nxt, i + 1)
+    return [p for p in pieces if p[1] > p[0]]
 
 
 def _pack(sent_tokens: Sequence[int], budget: int, overlap: int) -> list[list[int]]:

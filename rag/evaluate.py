@@ -317,14 +317,16 @@ def compare_row(mode: str, fusion: str, scored: dict) -> dict:
 
 
 def _aliases_of(pipeline: Any) -> Callable[[str], Iterable[str]] | None:
-    """file -> identical-content files, if the pipeline exposes its loaded articles."""
-    for attr in ("data", "index", "_data", "_index"):
-        data = getattr(pipeline, attr, None)
-        articles = getattr(data, "articles", None)
-        if isinstance(articles, dict):
-            table = {a.file: list(a.aliases) for a in articles.values() if getattr(a, "aliases", None)}
-            return lambda f: table.get(f, ())
-    return None
+    """file -> identical-content files (deduplicated at ingest), from the loaded index."""
+    try:
+        data = pipeline.index() if callable(getattr(pipeline, "index", None)) else None
+    except Exception:  # an index that cannot be read fails loudly in ask(); aliases are optional
+        return None
+    articles = getattr(data, "articles", None)
+    if not isinstance(articles, dict):
+        return None
+    table = {a.file: list(a.aliases) for a in articles.values() if getattr(a, "aliases", None)}
+    return lambda f: table.get(f, ())
 
 
 def ask_all(
@@ -333,6 +335,7 @@ def ask_all(
     *,
     k: int,
     mode: str | None = None,
+    fusion: str | None = None,
     threshold: float | None = None,
     on_done: Callable[[], None] | None = None,
 ) -> list[QuestionResult]:
@@ -341,13 +344,16 @@ def ask_all(
     One untimed warm-up ask precedes the timed ones so that lazy model loading does not land
     in the first question's latency.
     """
+    kwargs = {"top_k": k, "mode": mode, "threshold": threshold}
+    if fusion is not None:
+        kwargs["fusion"] = fusion
     if items:
-        pipeline.ask(items[0].question, top_k=k, mode=mode, threshold=threshold)
+        pipeline.ask(items[0].question, **kwargs)
     aliases = _aliases_of(pipeline)
     results = []
     for item in items:
         t0 = time.perf_counter()
-        ans = pipeline.ask(item.question, top_k=k, mode=mode, threshold=threshold)
+        ans = pipeline.ask(item.question, **kwargs)
         ms = (time.perf_counter() - t0) * 1000
         results.append(score_answer(item, ans, ms, aliases))
         if on_done:
@@ -355,26 +361,17 @@ def ask_all(
     return results
 
 
-def _pipeline_for_fusion(base: Any, settings: Any, fusion: str, cache: dict) -> Any:
-    """A Pipeline whose settings use ``fusion``; shares the loaded index when possible."""
-    if getattr(base.settings, "fusion", None) == fusion:
-        return base
-    if fusion not in cache:
-        from .pipeline import Pipeline
-
-        other = Pipeline(settings.model_copy(update={"fusion": fusion}))
-        # Share the already loaded model and index instead of loading them twice.
-        for name, value in vars(base).items():
-            if name != "settings" and not name.startswith("__"):
-                try:
-                    setattr(other, name, value)
-                except AttributeError:
-                    pass
-        cache[fusion] = other
-    return cache[fusion]
-
-
-def _config(settings: Any, qa_path: Path, *, k: int, split: str | None, warnings: list[str], n_loaded: int) -> dict:
+def _config(
+    settings: Any, qa_path: Path, *, k: int, split: str | None, warnings: list[str], n_loaded: int, build: Any = None
+) -> dict:
+    index = None
+    if build is not None:
+        index = {
+            "version": getattr(build, "version", None),
+            "n_articles": getattr(build, "n_articles", None),
+            "n_chunks": getattr(build, "n_chunks", None),
+            "skipped": [f"{x.file}: {x.reason}" for x in getattr(build, "skipped", [])],
+        }
     return {
         "mode": settings.retrieval_mode,
         "fusion": settings.fusion,
@@ -389,6 +386,7 @@ def _config(settings: Any, qa_path: Path, *, k: int, split: str | None, warnings
         "split": split,
         "n_loaded": n_loaded,
         "warnings": warnings,
+        "index": index,
     }
 
 
@@ -433,25 +431,30 @@ def run_eval(
         raise RagError(f"No questions to evaluate in {qa_path}" + (f" with split={split!r}" if split else ""))
 
     pipeline = Pipeline(settings)
-    pipeline.ensure_index()
     threshold = settings.abstain_threshold
-
     main = (settings.retrieval_mode, settings.fusion if settings.retrieval_mode == "hybrid" else "rrf")
     runs = list(COMPARE_RUNS) if compare else []
     if main not in runs:
         runs.insert(0, main)
 
     results_by_run: dict[tuple[str, str], list[QuestionResult]] = {}
-    cache: dict = {}
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, disable=not progress, transient=False,
     ) as bar:
+        build_tasks: dict[str, Any] = {}
+
+        def on_build(stage: str, done: int, total: int) -> None:
+            if stage not in build_tasks:
+                build_tasks[stage] = bar.add_task(f"index: {stage}", total=max(total, 1))
+            bar.update(build_tasks[stage], completed=done, total=max(total, 1))
+
+        build = pipeline.ensure_index(progress=on_build)
         for mode, fusion in runs:
             task = bar.add_task(f"{mode}{'+' + fusion if mode == 'hybrid' else ''}", total=len(items))
-            pipe = _pipeline_for_fusion(pipeline, settings, fusion, cache) if mode == "hybrid" else pipeline
             results_by_run[(mode, fusion)] = ask_all(
-                pipe, items, k=k, mode=mode, threshold=threshold, on_done=lambda t=task: bar.advance(t)
+                pipeline, items, k=k, mode=mode, fusion=fusion, threshold=threshold,
+                on_done=lambda t=task: bar.advance(t),
             )
 
     scored = score_results(results_by_run[main], k=k, threshold=threshold)
@@ -461,7 +464,7 @@ def run_eval(
         ]
     report = {
         **scored,
-        "config": _config(settings, qa_path, k=k, split=split, warnings=warnings, n_loaded=len(items)),
+        "config": _config(settings, qa_path, k=k, split=split, warnings=warnings, n_loaded=len(items), build=build),
     }
     report = {key: report[key] for key in REPORT_KEYS}
 

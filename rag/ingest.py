@@ -50,6 +50,10 @@ _STOP = frozenset(
 _COUNTER = re.compile(r"^[<>~+]?[\d.,]+[kKmM]?\+?$")
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[<>~+]?\d[\d.,]*[kKmM]?\+?", re.UNICODE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LATIN_CODEPAGES = frozenset(
+    "cp1252 latin_1 iso8859_15 cp1250 cp1257 cp775 cp850 cp437 cp852 iso8859_2 iso8859_4 iso8859_13 "
+    "iso8859_3 iso8859_9 iso8859_10 iso8859_14 iso8859_16 mac_latin2 mac_roman cp1254 cp858".split()
+)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-]+)""", re.IGNORECASE)
 
 
@@ -174,9 +178,17 @@ def decode(data: bytes, name: str) -> tuple[str, str]:
             pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    if best is None or best.chaos > 0.25:
+    matches = list(from_bytes(data))
+    if not matches or matches[0].chaos > 0.25:
         raise UnusableFile("undecodable text: not UTF-8 and no reliable encoding could be detected")
+    best = matches[0]
+    # Latin-script code pages are indistinguishable on short texts (the detector may say
+    # cp775 for French); among them choose Windows-1252, the one Western news sites used.
+    if best.encoding in _LATIN_CODEPAGES:
+        try:
+            return data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            pass
     return str(best), best.encoding
 
 
