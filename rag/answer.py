@@ -149,7 +149,7 @@ class Reader:
         weights = {t: self.idf(t) for t in terms}
         total = sum(weights.values()) or 1.0
         pattern = _SPAN_PATTERNS.get(qtype)
-        qwords = _surface_words(question)
+        qwords = _surface_words(query)
 
         sentences: list[_Sentence] = []
         row_of = {c.id: i for i, c in enumerate(self.data.chunks)} if hits else {}
@@ -195,7 +195,11 @@ class Reader:
         if pattern is not None:
             found = _spans(pattern, text[best.start : best.end], qwords, qtype)
             if found:
-                span = _best_span(found, text[best.start : best.end], weights)
+                # The user's own words place the span; terms carried from an earlier turn
+                # (follow-ups) only help find the sentence.
+                own = set(query_terms(question))
+                own_weights = {t: w for t, w in weights.items() if t in own}
+                span = _best_span(found, text[best.start : best.end], own_weights, weights)
         if span:
             a, b = best.start + span[0], best.start + span[1]
             kind = "span"
@@ -327,14 +331,16 @@ _COMMON_STARTS = frozenset(
 )
 
 
-def _best_span(spans: list[tuple[int, int]], sentence: str, weights: dict[str, float]) -> tuple[int, int]:
-    """The span closest to where the question's terms occur in the sentence."""
-    positions = []
+def _best_span(
+    spans: list[tuple[int, int]], sentence: str, own: dict[str, float], carried: dict[str, float]
+) -> tuple[int, int]:
+    """The span closest to where the question's own terms occur in the sentence (or, when
+    none of them does, the terms carried over from an earlier turn)."""
     stem = _stemmer().stemWord
-    for m in re.finditer(r"\w+", sentence):
-        term = stem(m.group().lower())
-        if term in weights:
-            positions.append((m.start(), weights[term]))
+    words = [(m.start(), stem(m.group().lower())) for m in re.finditer(r"\w+", sentence)]
+    positions = [(p, own[t]) for p, t in words if t in own]
+    if not positions:
+        positions = [(p, carried[t]) for p, t in words if t in carried]
     if not positions:
         return spans[0]
 
