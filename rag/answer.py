@@ -32,18 +32,25 @@ from .types import Citation, Hit, SourceCount
 # --- question analysis -------------------------------------------------------------------
 
 _TYPE_RULES: list[tuple[str, re.Pattern]] = [
-    ("date", re.compile(r"\b(when|what (year|date|day|month|time)|which (year|month|day|date)|since when|how long ago)\b")),
+    ("duration", re.compile(r"\bhow long\b(?! ago)|\bfor how long\b")),
+    ("frequency", re.compile(r"\bhow often\b|\bhow frequently\b")),
+    ("date", re.compile(r"\b(when|what (year|date|day|month|time)|which (year|month|day|date)|since when|how long ago|"
+                        r"in what (year|month))\b")),
     (
         "number",
         re.compile(
-            r"\b(how (much|many|large|big|far|long|old|often)|what (percentage|percent|share|proportion|stake|"
-            r"amount|number|price|value|sum|figure|valuation|revenue|profit|loss|rank)|"
-            r"how much money|at what (price|valuation)|by how much|what portion)\b"
+            r"\b(how (much|many|large|big|far|old)|what (percentage|percent|share|proportion|stake|"
+            r"amount|number|price|value|sum|figure|valuation|revenue|profit|loss|rank|cap)|"
+            r"at what (price|valuation)|by how much|what portion)\b"
         ),
     ),
-    ("who", re.compile(r"\b(who|whom|whose|which (company|companies|person|people|executive|firm|startup|rival|"
-                       r"partner|customer|customers|investor|investors|ceo|analytics company|agency))\b")),
-    ("where", re.compile(r"\b(where|which (city|country|town|state|place)|what (city|country|town|state|place))\b")),
+    ("who", re.compile(r"\b(who|whom|whose)\b")),
+    ("where", re.compile(r"\b(where|(which|what) (city|country|town|state|place|platform|venue))\b")),
+    ("name", re.compile(r"\b((which|what) (\w+ )?(company|companies|firm|firms|person|executive|startup|rival|partner|"
+                        r"customer|customers|investor|investors|agency|publication|newspaper|newspapers|outlet|"
+                        r"engine|website|product|model|chatbot|team|app|tool|brand|organisation|organization|"
+                        r"group|bank|network|service|platform|software|system)|what is the name|what was the name|"
+                        r"what is .{1,40} called|what .{1,40} named)\b")),
 ]
 
 _MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)"
@@ -51,28 +58,51 @@ _MOD = r"(?:(?:about|around|nearly|almost|over|more than|less than|fewer than|at
 _CUR = r"(?:US\s?\$|\$|£|€|¥)"
 _SCALE = r"(?:trillion|billion|million|thousand|hundred|bn|mn|m|k)"
 _NUM = r"\d[\d,]*(?:\.\d+)?"
+_NUMWORD = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|fifty|hundred)"
+_UNIT = r"(?:year|month|week|day|hour|minute|decade)s?"
+_NAME = r"(?<![\w'’])(?:[A-Z][\w&.\-'’]*(?:\s+(?:of|de|van|von|and|&)\s+[A-Z][\w&.\-'’]*|\s+[A-Z][\w&.\-'’]*){0,3})"
 _SPAN_PATTERNS: dict[str, re.Pattern] = {
     "number": re.compile(
         rf"{_MOD}(?:{_CUR}\s?{_NUM}(?:\s?{_SCALE}\b)?(?:\s?(?:US\s)?dollars)?"
         rf"|{_NUM}\s?(?:%|percent\b|per cent\b)"
-        rf"|{_NUM}(?:\s?{_SCALE}\b)?(?:\s(?:US\s)?(?:dollars|pounds|euros|yuan)\b)?(?:-dollar)?"
-        rf"|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a dozen|dozens|hundreds|thousands|millions|billions)"
-        rf"(?:\s{_SCALE}\b)?)",
+        rf"|{_NUM}(?:\s?{_SCALE}\b)?(?:\s(?:US\s)?(?:dollars|pounds|euros|yuan)\b)?(?:-dollar)?(?:x\b|\stimes\b)?"
+        rf"|\b{_NUMWORD}\b(?:\s{_SCALE}\b)?(?:\stimes\b)?"
+        rf"|\b(?:a dozen|dozens|hundreds|thousands|millions|billions|twice|half)\b)",
+        re.IGNORECASE,
+    ),
+    "duration": re.compile(
+        rf"{_MOD}(?:\b(?:a|an|one|a few|several|{_NUMWORD}|{_NUM}|half a)\s+(?:full\s+)?{_UNIT}\b)", re.IGNORECASE
+    ),
+    "frequency": re.compile(
+        r"\b(?:daily|weekly|monthly|yearly|annually|hourly|fortnightly|every (?:day|week|month|year|quarter)|"
+        r"(?:once|twice|\w+ times) (?:a|per|every) (?:day|week|month|year))\b",
         re.IGNORECASE,
     ),
     "date": re.compile(
-        rf"(?:(?:early|late|mid|last|next|this)\s+)?(?:{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
+        rf"(?:(?:early|late|mid|last|next|this)\s+)?(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\w*\.?,?\s+)?"
+        rf"(?:{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
         rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS}(?:\s+\d{{4}})?"
         rf"|{_MONTHS}(?:\s+\d{{4}})?"
         rf"|(?:19|20)\d\d(?:s)?"
-        rf"|(?:last|this|next) (?:year|month|week|spring|summer|autumn|fall|winter))\b"
+        rf"|(?:last|this|next) (?:year|month|week|spring|summer|autumn|fall|winter))\b",
+        re.IGNORECASE,
     ),
-    "who": re.compile(
-        r"(?<![\w'])(?:[A-Z][\w&.\-']*(?:\s+(?:of|de|van|von|and|&)\s+[A-Z][\w&.\-']*|\s+[A-Z][\w&.\-']*){0,3})"
-    ),
-    "where": re.compile(r"(?<![\w'])(?:[A-Z][\w.\-']*(?:,?\s+[A-Z][\w.\-']*){0,2})"),
+    "who": re.compile(_NAME),
+    "name": re.compile(_NAME),
+    "where": re.compile(r"(?<![\w'’])(?:[A-Z][\w.\-'’]*(?:,?\s+[A-Z][\w.\-'’]*){0,2})"),
 }
-_TYPE_REQUIRES_SPAN = {"number", "date", "who", "where"}
+_TYPE_REQUIRES_SPAN = {"number", "date", "who", "where", "duration", "frequency"}
+_NOT_NAMES = frozenset(
+    "january february march april may june july august september october november december monday tuesday "
+    "wednesday thursday friday saturday sunday mon tue wed thu fri sat sun jan feb mar apr jun jul aug sep sept "
+    "oct nov dec i we you he she they it".split()
+)
+# Words that, just before a span, mark it as the answer to that type.
+_CUES = {
+    "where": re.compile(r"\b(in|at|from|near|to|on)\W*$", re.I),
+    "name": re.compile(r"\b(called|named|dubbed|titled|as|by|from|with|like|including)\W*$", re.I),
+    "who": re.compile(r"\b(hired|appointed|named|by|chief|executive|ceo|director|president|founder|minister|said)\W*$", re.I),
+}
 
 _QUESTION_WORDS = frozenset(
     "what which who whom whose when where why how much many does did do is are was were has have had the a an "
@@ -81,26 +111,33 @@ _QUESTION_WORDS = frozenset(
 
 
 def question_type(question: str) -> str:
+    """The answer type asked for, from the wh-cue that comes first in the question."""
     q = question.lower()
+    found = []
     for name, rule in _TYPE_RULES:
-        if rule.search(q):
-            return name
-    return "other"
+        m = rule.search(q)
+        if m:
+            found.append((m.start(), _TYPE_RULES.index((name, rule)), name))
+    return min(found)[2] if found else "other"
 
 
 # --- features and confidence ----------------------------------------------------------------
 
 # Logistic coefficients over the features below; fit by eval/calibrate.py on the dev split.
 CONFIDENCE_WEIGHTS = {
-    "bias": -6.0,
-    "sent_cos": 5.0,
-    "coverage": 4.0,
-    "passage_cos": 3.0,
-    "type_ok": 1.0,
-    "margin": 2.0,
+    "bias": -5.24,
+    "chunk_coverage": 2.39,
+    "coverage": 0.38,
+    "entity_cov": 1.72,
+    "is_span": -0.86,
+    "margin": 1.83,
+    "max_missing": 1.0,
+    "passage_cos": 1.88,
+    "sent_cos": 1.87,
+    "type_ok": 0.0,
 }
 # Weights of the sentence ranking score (not a probability; only the order matters).
-SENTENCE_WEIGHTS = {"sent_cos": 1.0, "coverage": 0.8, "passage_cos": 0.5, "type_ok": 0.25, "rank": 0.1}
+SENTENCE_WEIGHTS = {"sent_cos": 1.0, "coverage": 0.8, "passage_cos": 0.5, "type_ok": 0.5, "rank": 0.1}
 
 
 @dataclass
@@ -110,8 +147,12 @@ class _Sentence:
     end: int
     cos: float
     coverage: float
-    type_ok: bool
+    spans: list[tuple[int, int]]
     score: float = 0.0
+
+    @property
+    def type_ok(self) -> bool:
+        return bool(self.spans)
 
 
 def _sigmoid(x: float) -> float:
@@ -139,6 +180,14 @@ class Reader:
         indptr = np.asarray(data.bm25.scores["indptr"])
         return {t: int(indptr[i + 1] - indptr[i]) for t, i in data.bm25.vocab_dict.items() if i + 1 < len(indptr)}
 
+    def _span_specificity(self, span: str) -> float:
+        """Mean IDF of a span's words, scaled to [0, 1]: 'AI' in an AI corpus says little."""
+        terms = query_terms(span)
+        if not terms:
+            return 0.5
+        top = math.log(1 + (self._n + 0.5) / 0.5)
+        return sum(self.idf(t) for t in terms) / len(terms) / top
+
     def idf(self, term: str) -> float:
         df = self._df.get(term, 0)
         return math.log(1 + (self._n - df + 0.5) / (df + 0.5))
@@ -150,6 +199,7 @@ class Reader:
         total = sum(weights.values()) or 1.0
         pattern = _SPAN_PATTERNS.get(qtype)
         qwords = _surface_words(query)
+        specific = _specific_tokens(question)
 
         sentences: list[_Sentence] = []
         row_of = {c.id: i for i, c in enumerate(self.data.chunks)} if hits else {}
@@ -160,8 +210,8 @@ class Reader:
             text = self.data.articles[hit.chunk.article_id].text
             for (s, e), vec in zip(hit.chunk.sentences, vecs):
                 texts.append(text[s:e])
-                type_ok = bool(pattern and _spans(pattern, texts[-1], qwords, qtype))
-                sentences.append(_Sentence(hit, s, e, float(vec @ qvec), 0.0, type_ok))
+                spans = _spans(pattern, texts[-1], qwords, qtype) if pattern else []
+                sentences.append(_Sentence(hit, s, e, float(vec @ qvec), 0.0, spans))
         for sent, stems in zip(sentences, bm25_tokenize(texts) if texts else []):
             present = set(stems)
             sent.coverage = sum(w for t, w in weights.items() if t in present) / total
@@ -187,19 +237,22 @@ class Reader:
             "passage_cos": best.hit.dense_score or 0.0,
             "type_ok": float(best.type_ok) if qtype in _TYPE_REQUIRES_SPAN else 1.0,
             "margin": margin,
+            "entity_cov": _entity_coverage(specific, best.hit.chunk.text),
         }
-        confidence = confidence_from(features)
+        chunk_terms = set(query_terms(best.hit.chunk.text))
+        top_idf = math.log(1 + (self._n + 0.5) / 0.5)
+        missing = [w for t, w in weights.items() if t not in chunk_terms]
+        features["chunk_coverage"] = 1.0 - sum(missing) / total
+        features["max_missing"] = max(missing, default=0.0) / top_idf
 
         text = self.data.articles[best.hit.chunk.article_id].text
         span = None
-        if pattern is not None:
-            found = _spans(pattern, text[best.start : best.end], qwords, qtype)
-            if found:
-                # The user's own words place the span; terms carried from an earlier turn
-                # (follow-ups) only help find the sentence.
-                own = set(query_terms(question))
-                own_weights = {t: w for t, w in weights.items() if t in own}
-                span = _best_span(found, text[best.start : best.end], own_weights, weights)
+        if best.spans:
+            # The user's own words place the span; terms carried from an earlier turn
+            # (follow-ups) only help find the sentence.
+            own = set(query_terms(question))
+            own_weights = {t: w for t, w in weights.items() if t in own}
+            span = _best_span(best.spans, text[best.start : best.end], own_weights, weights, qtype, self._span_specificity)
         if span:
             a, b = best.start + span[0], best.start + span[1]
             kind = "span"
@@ -207,6 +260,8 @@ class Reader:
             a, b = best.start, best.end
             kind = "sentence"
         answer_text = text[a:b]
+        features["is_span"] = float(kind == "span")
+        confidence = confidence_from(features)
         citations = self._citations(best, a, b, answer_text, kind, sentences)
         return {
             "answer": answer_text,
@@ -292,8 +347,39 @@ def _norm(s: str) -> str:
     return " ".join(re.sub(r"[^\w%$.]+", " ", s.lower()).split())
 
 
+_POSSESSIVE = re.compile(r"['’]s?$")
+
+
+def _word_set(text: str) -> set[str]:
+    """Lowercased words without possessives and stop words."""
+    words = (_POSSESSIVE.sub("", w.lower()) for w in re.findall(r"[\w'’%$.-]+", text))
+    return {w.strip(".-") for w in words if w and w not in _QUESTION_WORDS} - {""}
+
+
 def _surface_words(question: str) -> set[str]:
-    return {w.lower() for w in re.findall(r"[\w'%$.-]+", question)} - _QUESTION_WORDS
+    return _word_set(question)
+
+
+def _specific_tokens(question: str) -> set[str]:
+    """The question's named or numbered things (capitalised words past the first, words with
+    digits): an answer passage should mention them."""
+    words = re.findall(r"[\w][\w'’.-]*", question)
+    out = set()
+    for i, w in enumerate(words):
+        w = _POSSESSIVE.sub("", w).strip(".-")
+        if not w or w.lower() in _QUESTION_WORDS:
+            continue
+        if any(ch.isdigit() for ch in w) or (i > 0 and w[0].isupper()):
+            out.add(w.lower())
+    return out
+
+
+def _entity_coverage(specific: set[str], passage: str) -> float:
+    if not specific:
+        return 1.0
+    text = passage.lower()
+    found = sum(1 for t in specific if re.search(rf"(?<![\w-]){re.escape(t)}(?![\w-])", text))
+    return found / len(specific)
 
 
 def _spans(pattern: re.Pattern, sentence: str, qwords: set[str], qtype: str) -> list[tuple[int, int]]:
@@ -301,26 +387,53 @@ def _spans(pattern: re.Pattern, sentence: str, qwords: set[str], qtype: str) -> 
     out = []
     for m in pattern.finditer(sentence):
         a, b = m.start(), m.end()
-        while b > a and sentence[b - 1] in " ,.;:'’":
+        while b > a and sentence[b - 1] in " ,.;:'’\"":
             b -= 1
-        while a < b and sentence[a] == " ":
+        while a < b and sentence[a] in " \"'“":
             a += 1
+        if qtype in ("who", "name", "where"):
+            a, b = _trim_name(sentence, a, b, qwords)
         if b <= a:
             continue
-        words = {w.lower() for w in re.findall(r"[\w'%$.-]+", sentence[a:b])}
+        span = sentence[a:b]
+        words = _word_set(span)
         if not words or words <= qwords:
             continue
-        if qtype in ("who", "where"):
-            # A capitalised word that only starts the sentence, or a question word, is no name.
-            first = sentence[a:b].split()[0]
-            if a == 0 and len(sentence[a:b].split()) == 1 and first.lower() in _COMMON_STARTS:
+        if qtype in ("who", "name", "where"):
+            if {w.lower() for w in span.split()} <= _NOT_NAMES:
                 continue
-            if len(words & qwords) == len(words):
+            if a == 0 and " " not in span and span.lower() in _COMMON_STARTS:
                 continue
-        if qtype == "number" and not re.search(r"\d|one|two|three|four|five|six|seven|eight|nine|ten|dozen|hundred|thousand|million|billion", sentence[a:b], re.I):
-            continue
+        if qtype == "number":
+            core = re.sub(r"^(?:about|around|nearly|almost|over|more than|less than|fewer than|at least|up to|"
+                          r"approximately|roughly|some|only|just)\s+", "", span, flags=re.I)
+            if re.fullmatch(r"(?:19|20)\d\d", core) or core.lower() in qwords:
+                continue
         out.append((a, b))
     return out
+
+
+def _trim_name(sentence: str, a: int, b: int, qwords: set[str]) -> tuple[int, int]:
+    """Drop leading/trailing words of a name span that come from the question, and possessives."""
+    tokens = [(m.start() + a, m.end() + a) for m in re.finditer(r"\S+", sentence[a:b])]
+
+    def known(t: tuple[int, int]) -> bool:
+        w = _POSSESSIVE.sub("", sentence[t[0] : t[1]].lower()).strip(".,-")
+        return w in qwords or w in _QUESTION_WORDS or w in _NOT_NAMES
+
+    # "OpenAI CEO Sam Altman" -> "Sam Altman", but "OpenAI LP" stays whole: a name needs words of its own.
+    lead = 0
+    while lead < len(tokens) and known(tokens[lead]):
+        lead += 1
+    if len(tokens) - lead >= 2:
+        tokens = tokens[lead:]
+    elif lead == len(tokens):
+        return a, a
+    a, b = tokens[0][0], tokens[-1][1]
+    m = re.search(r"['’]s?$", sentence[a:b])
+    if m:
+        b = a + m.start()
+    return a, b
 
 
 _COMMON_STARTS = frozenset(
@@ -329,26 +442,54 @@ _COMMON_STARTS = frozenset(
     "what which who why how last next first second third currently recently now today earlier later meanwhile "
     "despite nonetheless additionally concurrently subsequently ultimately generally".split()
 )
+_LIST_TAIL = re.compile(r"([\w'’-]+)\s*(?:,\s*(?:and\s+|or\s+)?|\s(?:and|or)\s+)$")
+_CLAUSE = re.compile(r"[,;:()]|\s[-–—]\s|\b(?:and|but|while|whereas|which|although|though|because)\b")
 
 
 def _best_span(
-    spans: list[tuple[int, int]], sentence: str, own: dict[str, float], carried: dict[str, float]
+    spans: list[tuple[int, int]],
+    sentence: str,
+    own: dict[str, float],
+    carried: dict[str, float],
+    qtype: str,
+    specificity=None,
 ) -> tuple[int, int]:
-    """The span closest to where the question's own terms occur in the sentence (or, when
-    none of them does, the terms carried over from an earlier turn)."""
+    """The span whose clause holds most of the question's own terms (IDF-weighted), then the
+    nearest to them; terms carried over from an earlier turn count when none of the own terms
+    occurs. A cue word just before the span ("in" for a place, "called" for a name) helps."""
     stem = _stemmer().stemWord
     words = [(m.start(), stem(m.group().lower())) for m in re.finditer(r"\w+", sentence)]
-    positions = [(p, own[t]) for p, t in words if t in own]
-    if not positions:
-        positions = [(p, carried[t]) for p, t in words if t in carried]
-    if not positions:
-        return spans[0]
+    weights = own if any(t in own for _, t in words) else carried
+    positions = [(p, weights[t]) for p, t in words if t in weights]
+    cuts = [0] + [m.start() for m in _CLAUSE.finditer(sentence)] + [len(sentence)]
 
-    def distance(span: tuple[int, int]) -> float:
+    def clause(pos: int) -> int:
+        return sum(1 for c in cuts[1:-1] if c <= pos)
+
+    cue = _CUES.get(qtype)
+
+    def score(span: tuple[int, int]) -> float:
         a, b = span
-        return sum(w * min(abs(p - a), abs(p - b)) for p, w in positions) / sum(w for _, w in positions)
+        here = clause(a)
+        total = 0.0
+        for p, w in positions:
+            if a <= p < b:
+                continue
+            dist = min(abs(p - a), abs(p - b))
+            gap = abs(clause(p) - here)
+            total += w * (1.0 if gap == 0 else 0.6 if gap == 1 else 0.3) / (1.0 + dist / 60.0)
+        before = sentence[max(0, a - 40) : a]
+        if cue and cue.search(before[-20:]):
+            total += 0.5
+        # A list that continues the question's own items ("OpenTable, Shopify, or Expedia").
+        sibling = _LIST_TAIL.search(before)
+        if sibling and qtype in ("who", "name", "where") and stem(sibling.group(1).lower()) in weights:
+            total += 1.0
+        if specificity is not None and qtype in ("who", "name", "where"):
+            total += specificity(sentence[a:b])
+        return total
 
-    return min(spans, key=distance)
+    return max(spans, key=score)
 
 
 def source_counts(citations: list[Citation], hits: list[Hit]) -> list[SourceCount]:

@@ -379,6 +379,7 @@ class Pipeline:
             n_sources=len({c.article_id for c in citations}),
             passages=hits,
             notes=notes,
+            features=result.get("features", {}),
             index_version=data.version,
             timings_ms={
                 "embed": (t2 - t1) * 1000,

@@ -93,6 +93,7 @@ class Answer(BaseModel):
     n_sources: int = Field(0, description="Articles that state the answer.")
     passages: list[Hit] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="Things the user should know (e.g. question cut).")
+    features: dict[str, float] = Field(default_factory=dict, description="Reader features behind the confidence.")
     index_version: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
