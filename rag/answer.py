@@ -32,6 +32,7 @@ from .types import Citation, Hit, SourceCount
 # --- question analysis -------------------------------------------------------------------
 
 _TYPE_RULES: list[tuple[str, re.Pattern]] = [
+    ("reason", re.compile(r"\bwhy\b|\bfor what reason\b|\bwhat (is|was) the reason\b")),
     ("duration", re.compile(r"\bhow long\b(?! ago)|\bfor how long\b")),
     ("frequency", re.compile(r"\bhow often\b|\bhow frequently\b")),
     ("date", re.compile(r"\b(when|what (year|date|day|month|time)|which (year|month|day|date)|since when|how long ago|"
@@ -40,7 +41,7 @@ _TYPE_RULES: list[tuple[str, re.Pattern]] = [
         "number",
         re.compile(
             r"\b(how (much|many|large|big|far|old)|what (percentage|percent|share|proportion|stake|"
-            r"amount|number|price|value|sum|figure|valuation|revenue|profit|loss|rank|cap)|"
+            r"amount|number|price|value|sum|figure|valuation|revenue|profit|loss|rank|cap|cut|slice|fraction|multiple)|"
             r"at what (price|valuation)|by how much|what portion)\b"
         ),
     ),
@@ -87,6 +88,11 @@ _SPAN_PATTERNS: dict[str, re.Pattern] = {
         rf"|(?:last|this|next) (?:year|month|week|spring|summer|autumn|fall|winter))\b",
         re.IGNORECASE,
     ),
+    "reason": re.compile(
+        r"\b(?:in order to|in order not to|so as to|to avoid|to prevent|to escape|because(?: of)?|due to|owing to|"
+        r"as a result of|so that|for fear of)\b[^,.;:]*",
+        re.IGNORECASE,
+    ),
     "who": re.compile(_NAME),
     "name": re.compile(_NAME),
     "where": re.compile(r"(?<![\w'’])(?:[A-Z][\w.\-'’]*(?:,?\s+[A-Z][\w.\-'’]*){0,2})"),
@@ -100,7 +106,7 @@ _NOT_NAMES = frozenset(
 # Words that, just before a span, mark it as the answer to that type.
 _CUES = {
     "where": re.compile(r"\b(in|at|from|near|to|on)\W*$", re.I),
-    "name": re.compile(r"\b(called|named|dubbed|titled|as|by|from|with|like|including)\W*$", re.I),
+    "name": re.compile(r"\b(called|named|dubbed|titled|as|by|from|with|like|including|similar to|such as)\W*(the\s+)?$", re.I),
     "who": re.compile(r"\b(hired|appointed|named|by|chief|executive|ceo|director|president|founder|minister|said)\W*$", re.I),
 }
 
@@ -125,15 +131,16 @@ def question_type(question: str) -> str:
 
 # Logistic coefficients over the features below; fit by eval/calibrate.py on the dev split.
 CONFIDENCE_WEIGHTS = {
-    "bias": -5.24,
-    "chunk_coverage": 2.39,
-    "coverage": 0.38,
-    "entity_cov": 1.72,
-    "is_span": -0.86,
-    "margin": 1.83,
-    "max_missing": 1.0,
-    "passage_cos": 1.88,
-    "sent_cos": 1.87,
+    "bias": -2.73,
+    "chunk_coverage": 1.38,
+    "coverage": 0.56,
+    "entity_cov": 1.24,
+    "is_span": -0.77,
+    "margin": 1.18,
+    "max_missing": 0.06,
+    "overlap": 0.34,
+    "passage_cos": 1.06,
+    "sent_cos": 0.96,
     "type_ok": 0.0,
 }
 # Weights of the sentence ranking score (not a probability; only the order matters).
@@ -243,6 +250,7 @@ class Reader:
         top_idf = math.log(1 + (self._n + 0.5) / 0.5)
         missing = [w for t, w in weights.items() if t not in chunk_terms]
         features["chunk_coverage"] = 1.0 - sum(missing) / total
+        features["overlap"] = float(best.coverage > 0.05)
         features["max_missing"] = max(missing, default=0.0) / top_idf
 
         text = self.data.articles[best.hit.chunk.article_id].text
@@ -440,7 +448,10 @@ _COMMON_STARTS = frozenset(
     "the a an in on at for however but and or so this that these those it its there here when while after before "
     "since during although though if as with without by from to of according some many most other another such "
     "what which who why how last next first second third currently recently now today earlier later meanwhile "
-    "despite nonetheless additionally concurrently subsequently ultimately generally".split()
+    "despite nonetheless additionally concurrently subsequently ultimately generally therefore thus hence moreover "
+    "furthermore instead indeed overall still yet also even perhaps maybe obviously clearly certainly currently "
+    "similarly likewise finally eventually initially previously otherwise besides notably importantly interestingly "
+    "unfortunately fortunately specifically especially again once not only just".split()
 )
 _LIST_TAIL = re.compile(r"([\w'’-]+)\s*(?:,\s*(?:and\s+|or\s+)?|\s(?:and|or)\s+)$")
 _CLAUSE = re.compile(r"[,;:()]|\s[-–—]\s|\b(?:and|but|while|whereas|which|although|though|because)\b")
@@ -478,6 +489,10 @@ def _best_span(
             dist = min(abs(p - a), abs(p - b))
             gap = abs(clause(p) - here)
             total += w * (1.0 if gap == 0 else 0.6 if gap == 1 else 0.3) / (1.0 + dist / 60.0)
+        # The question's own verb or noun right next to the span ("appointed Peter Deng").
+        near = [w for p, w in positions if a - 15 <= p < a or b < p <= b + 3]
+        if near:
+            total += max(near)
         before = sentence[max(0, a - 40) : a]
         if cue and cue.search(before[-20:]):
             total += 0.5
@@ -487,6 +502,8 @@ def _best_span(
             total += 1.0
         if specificity is not None and qtype in ("who", "name", "where"):
             total += specificity(sentence[a:b])
+        if qtype == "who" and 2 <= len(sentence[a:b].split()) <= 3:
+            total += 0.5  # a person's name: "Peter Deng" rather than "Facebook"
         return total
 
     return max(spans, key=score)

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
 
     # --- retrieval -----------------------------------------------------------
     retrieval_mode: RetrievalMode = "hybrid"
-    fusion: Fusion = Field("rrf", description="How dense and BM25 rankings are combined in hybrid mode.")
+    fusion: Fusion = Field("score", description="How dense and BM25 rankings are combined in hybrid mode.")
     rrf_k: int = Field(
         60,
         gt=0,
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
 
     # --- answering -----------------------------------------------------------
     abstain_threshold: float = Field(
-        0.5,
+        0.45,
         ge=0.0,
         le=1.0,
         description="Answers with a confidence below this abstain (chosen from the eval coverage curve).",
