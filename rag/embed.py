@@ -109,6 +109,11 @@ class _Base:
         self.tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.max_pieces)
         self.tokenizer.no_padding()
+        # A second tokenizer without truncation for counting, so that counting (during a build)
+        # never changes the settings of the one that encodes queries in other threads.
+        self._counter = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
+        self._counter.no_truncation()
+        self._counter.no_padding()
         self._lock = threading.Lock()
         self.dim = int(json.loads((self.model_path / "config.json").read_text())["hidden_size"])
 
@@ -118,11 +123,7 @@ class _Base:
 
     def count_pieces(self, texts: list[str]) -> list[int]:
         """Word pieces (with special tokens) each text would take, before truncation."""
-        self.tokenizer.no_truncation()
-        try:
-            return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts))]
-        finally:
-            self.tokenizer.enable_truncation(max_length=self.max_pieces)
+        return [len(e.ids) for e in self._counter.encode_batch(list(texts))]
 
     @staticmethod
     def _pad(encodings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
