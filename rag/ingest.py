@@ -49,7 +49,7 @@ _STOP = frozenset(
 )
 _COUNTER = re.compile(r"^[<>~+]?[\d.,]+[kKmM]?\+?$")
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[<>~+]?\d[\d.,]*[kKmM]?\+?", re.UNICODE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0, DEL and C1 (terminal escapes such as CSI \x9b)
 _LATIN_CODEPAGES = frozenset(
     "cp1252 latin_1 iso8859_15 cp1250 cp1257 cp775 cp850 cp437 cp852 iso8859_2 iso8859_4 iso8859_13 "
     "iso8859_3 iso8859_9 iso8859_10 iso8859_14 iso8859_16 mac_latin2 mac_roman cp1254 cp858".split()
@@ -98,9 +98,10 @@ def _norm_key(line: str) -> str:
 
 def clean_text(raw: str) -> tuple[str, int]:
     """Normalize and clean article text. Returns (text, number of content lines removed)."""
-    text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n"))
-    text = text.replace("\ufeff", "")
-    text = _CONTROL.sub("", text)
+    # Drop BOMs and control characters before normalizing: one between a letter and its accent
+    # would otherwise keep the pair apart, and the stored text would not be NFC.
+    text = _CONTROL.sub("", raw.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", ""))
+    text = unicodedata.normalize("NFC", text)
     kept: list[str] = []
     seen: set[str] = set()
     removed = 0
@@ -212,6 +213,8 @@ def read_article(path: Path, name: str, max_bytes: int) -> Article:
     title = None
     if suffix in (".html", ".htm"):
         raw, title = html_to_text(raw)
+        # The <title> is shown too: same control-character and normalization rules as the text.
+        title = " ".join(unicodedata.normalize("NFC", _CONTROL.sub("", (title or "").replace("\ufeff", ""))).split())
     text, removed = clean_text(raw)
     if not text.strip():
         raise UnusableFile("no text left after cleaning (only markup or page furniture)")
