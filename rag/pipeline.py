@@ -335,13 +335,25 @@ class Pipeline:
         notes: list[str] = []
         question = question if isinstance(question, str) else str(question)
         clean = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", question).split())
-        if len(clean) > s.max_question_chars:
+        cut = len(clean) > s.max_question_chars
+        if cut:
             clean = clean[: s.max_question_chars]
-            notes.append(f"Your question was cut to its first {s.max_question_chars} characters.")
         threshold = s.abstain_threshold if threshold is None else threshold
         if not re.search(r"\w", clean):
+            if cut:
+                notes.append(f"Your question was cut to its first {len(clean):,} characters.")
             return Answer(question=question, query=clean, answer=None, abstained=True, confidence=0.0,
                           notes=notes + ["Please type a question with some words in it."])
+        # The model reads at most ``max_pieces`` word pieces (CJK, digits and symbols take one or
+        # more per character): cut the question to what it reads rather than truncating silently.
+        embedder = self.embedder
+        if embedder.count_pieces([clean])[0] > embedder.max_pieces:
+            enc = embedder.tokenizer.encode(clean)  # truncates to the model's limit
+            end = max((e for (_, e), special in zip(enc.offsets, enc.special_tokens_mask) if not special), default=0)
+            clean = clean[:end].rstrip() or clean[: s.max_question_chars]
+            cut = True
+        if cut:
+            notes.append(f"Your question was cut to its first {len(clean):,} characters (the part the model reads).")
         query = resolve_followup(clean, history)
         data = self.index()
         reader = self.reader_for(data)
