@@ -131,7 +131,7 @@ class Pipeline:
         if not self.store.exists():
             return None
         try:
-            data = self.store.load(self.settings.model_name)
+            data = self.index()  # the loaded copy when it is current: no second read from disk
         except (IndexIncompatibleError, IndexCorruptError) as exc:
             warnings.append(f"previous index not reused: {exc}")
             return None
