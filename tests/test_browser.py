@@ -1,0 +1,272 @@
+"""The chat app in a real Chromium (Playwright) against a real `streamlit run` server.
+
+Needs Debian's Chromium at /usr/bin/chromium (`make chromium`); without it these tests FAIL.
+Screenshots go to test-output/browser/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "test-output" / "browser"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+CHAT = '[data-testid="stChatInput"] textarea'
+MSG = '[data-testid="stChatMessage"]'
+
+HOSTILE_ARTICLE = """Evil $title$ with **stars** and <b>tags</b>
+
+The ransom was $5 million and $10 million, paid by **Evil Corp** to _shadow_ group #1.
+<script>document.title='pwned'</script> <img src=x onerror="document.title='pwned2'">
+Click [here](javascript:alert(1)) or see ![logo](http://example.invalid/x.png) and www.example.com.
+Math: $$x^2$$ and \\(y\\) and :red[red text] and :smile: and `code` and ~~strike~~.
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request):
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium (`make chromium`, "
+                    "or apt-get install -y chromium) to run the browser tests")
+    from rag.config import Settings
+    from rag.pipeline import Pipeline
+
+    tmp = tmp_path_factory.mktemp("browser")
+    articles = tmp / "articles"
+    shutil.copytree(ROOT / "seeds", articles)
+    index = tmp / "index"
+    Pipeline(Settings(articles_dir=articles, index_dir=index)).build()  # startup stays fast
+
+    port = free_port()
+    env = dict(os.environ, RAG_INDEX_DIR=str(index), RAG_ARTICLES_DIR=str(articles))
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "ui/app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+    def stop():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        log.close()
+
+    request.addfinalizer(stop)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{(tmp / 'server.log').read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200 and r.read().strip() == b"ok":
+                    break
+        except OSError:
+            pass
+        if time.time() > deadline:
+            pytest.fail(f"streamlit not healthy after 120 s:\n{(tmp / 'server.log').read_text()}")
+        time.sleep(0.3)
+    return {"url": url, "articles": articles, "tmp": tmp, "log": tmp / "server.log"}
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    pg = context.new_page()
+    alerts = []
+    pg.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+    pg.alerts = alerts
+    pg.goto(server["url"])
+    pg.wait_for_selector(CHAT, timeout=120_000)  # model + index load on the first visit
+    yield pg
+    context.close()
+
+
+def ask(page, question: str) -> float:
+    """Type a question, press Enter, wait until its answer is complete; return the seconds."""
+    n = page.locator(".rag-footer").count()
+    t0 = time.perf_counter()
+    page.locator(CHAT).fill(question)
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        """([sel, n]) => {
+            const msgs = document.querySelectorAll(sel);
+            const last = msgs[msgs.length - 1];
+            return document.querySelectorAll('.rag-footer').length > n && last && last.querySelector('.rag-footer');
+        }""",
+        arg=[MSG, n],
+        timeout=60_000,
+    )
+    seconds = time.perf_counter() - t0
+    page.wait_for_timeout(300)  # let the rerun settle (stale elements cleared)
+    return seconds
+
+
+def last_message(page):
+    return page.locator(MSG).last
+
+
+def test_answer_is_highlighted_and_cited(page):
+    ask(page, "What share of OpenAI does Microsoft hold?")
+    msg = last_message(page)
+    card = msg.locator(".rag-answer")
+    assert "49%" in card.inner_text()
+    mark = msg.locator("mark.rag-hl", has_text="49%").first
+    assert mark.is_visible()
+    files = msg.locator(".rag-cite .rag-file").all_inner_texts()
+    assert any(f in ("000_2ac1abd28b7d7f6d.txt", "002_e60743a29b84d78e.txt") for f in files), files
+    assert msg.locator(".rag-sources").is_visible()
+    assert "confidence" in card.inner_text().lower()
+    assert page.locator(".katex").count() == 0
+    page.screenshot(path=str(SHOTS / "answer.png"))
+
+
+def test_dollar_amounts_are_literal_text(page):
+    ask(page, "How much revenue did OpenAI make in 2022?")
+    text = last_message(page).inner_text()
+    assert "$35 million" in text
+    assert page.locator(".katex").count() == 0
+    assert page.locator("mark.rag-hl", has_text="$35 million").count() >= 1
+
+
+def test_follow_up_shows_searched_query(page):
+    ask(page, "How much revenue did OpenAI make in 2022?")
+    ask(page, "And how much did it lose?")
+    msg = last_message(page)
+    searched = msg.locator(".rag-searched")
+    assert searched.is_visible()
+    assert "OpenAI" in searched.inner_text()
+    assert msg.locator(".rag-answer").count() == 1
+    page.screenshot(path=str(SHOTS / "follow-up.png"))
+
+
+def test_abstention_is_distinct(page):
+    ask(page, "What is the boiling point of mercury?")
+    msg = last_message(page)
+    assert "The articles don't answer this" in msg.locator(".rag-abstain").inner_text()
+    assert msg.locator(".rag-answer").count() == 0
+    assert "Related passages (not an answer)".lower() in msg.inner_text().lower()
+    assert msg.locator(".rag-related").count() >= 1
+    assert msg.locator("mark").count() == 0
+    msg.locator(".rag-abstain").evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / "abstain.png"))
+
+
+def test_open_article_scrolls_to_the_quote(page):
+    ask(page, "What share of OpenAI does Microsoft hold?")
+    msg = last_message(page)
+    cites = msg.locator(".rag-cite")
+    files = cites.locator(".rag-file").all_inner_texts()
+    # the citation deepest in its article makes the scrolling visible (002: the quote is near the end)
+    i = files.index("002_e60743a29b84d78e.txt") if "002_e60743a29b84d78e.txt" in files else 0
+    msg.get_by_role("button", name="Open article").nth(i).click()
+    dialog = page.locator('[role="dialog"]')
+    dialog.locator("iframe").wait_for(timeout=20_000)
+    frame = page.frame_locator('[role="dialog"] iframe')
+    mark = frame.locator("mark#rag-mark")
+    mark.wait_for(timeout=20_000)
+    assert mark.inner_text() == "49%"
+    page.wait_for_timeout(800)
+    handle = dialog.locator("iframe").element_handle()
+    inner = handle.content_frame()
+    scrolled = inner.evaluate("() => document.scrollingElement.scrollTop")
+    in_view = inner.evaluate(
+        """() => { const r = document.getElementById('rag-mark').getBoundingClientRect();
+                   return r.top >= 0 && r.bottom <= window.innerHeight; }"""
+    )
+    if files[i] == "002_e60743a29b84d78e.txt":
+        assert scrolled > 0
+    assert in_view
+    assert inner.locator("article").inner_text().count("49%") >= 1
+    page.screenshot(path=str(SHOTS / "article.png"))
+
+
+def test_warm_answer_is_fast(page):
+    ask(page, "Who leads OpenAI?")  # warm this page and session
+    times = [ask(page, q) for q in (
+        "What share of OpenAI does Microsoft hold?",
+        "How much revenue did OpenAI make in 2022?",
+        "How much has Microsoft invested in OpenAI?",
+    )]
+    print(f"warm answer times in the browser: {[round(t, 2) for t in times]} s")
+    assert min(times) < 1.0, times
+
+
+def test_uploaded_hostile_article_renders_as_text(page, server):
+    title = page.title()
+    src = server["tmp"] / "evil.md"
+    src.write_text(HOSTILE_ARTICLE)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    before = sidebar.locator(".rag-index").inner_text()
+    sidebar.locator('input[type="file"]').set_input_files(str(src))
+    add = sidebar.get_by_role("button", name="Add to index")
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid=stSidebar] button')]
+                 .some(b => b.innerText.includes('Add to index') && !b.disabled)""",
+        timeout=20_000,
+    )
+    add.click()
+    sidebar.locator('[data-testid="stAlert"]').first.wait_for(timeout=120_000)
+    assert "Added" in sidebar.inner_text() and "evil.md" in sidebar.inner_text()
+    after = sidebar.locator(".rag-index").inner_text()
+    assert after != before
+    assert (server["articles"] / "evil.md").is_file()
+    page.screenshot(path=str(SHOTS / "upload.png"))
+
+    ask(page, "How much was the ransom paid by Evil Corp?")
+    msg = last_message(page)
+    text = msg.inner_text()
+    assert "$10 million" in text
+    assert "Evil $title$ with **stars** and <b>tags</b>" in text
+    assert page.locator(".katex").count() == 0
+    assert msg.locator("img").count() == 0 and msg.locator("b").count() == 0
+    msg.get_by_role("button", name="Open article").first.click()
+    frame = page.frame_locator('[role="dialog"] iframe')
+    frame.locator("mark#rag-mark").wait_for(timeout=20_000)
+    body = frame.locator("article")
+    assert "<script>document.title='pwned'</script>" in body.inner_text()
+    assert "![logo](http://example.invalid/x.png)" in body.inner_text()
+    assert body.locator("img, script, a, b").count() == 0
+    page.wait_for_timeout(500)
+    assert page.title() == title
+    assert not page.alerts
+    page.screenshot(path=str(SHOTS / "hostile-article.png"))

@@ -1,0 +1,290 @@
+"""Streamlit chat window over ``rag.Pipeline``: a thin shell.
+
+Run from the repository root:  ``streamlit run ui/app.py``  (settings from ``RAG_*`` variables).
+All HTML comes from ``ui/render.py``, which escapes every piece of article text.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from rag.config import Settings  # noqa: E402
+from rag.errors import RagError  # noqa: E402
+from rag.ingest import SUPPORTED_SUFFIXES  # noqa: E402
+from ui import render as R  # noqa: E402
+from ui.uploads import add_uploads  # noqa: E402
+
+MODES = ["hybrid", "dense", "bm25"]
+MODE_HELP = {
+    "hybrid": "Hybrid (meaning + keywords)",
+    "dense": "Dense (meaning only)",
+    "bm25": "BM25 (keywords only)",
+}
+USER_AVATAR = ":material/person:"
+BOT_AVATAR = ":material/newspaper:"
+STAGES = {"read": "Reading articles", "embed": "Embedding passages", "write": "Writing the index"}
+
+st.set_page_config(page_title="News Q&A", page_icon=":material/newspaper:", layout="centered")
+st.html(R.APP_CSS)
+
+
+# -- the pipeline (one per process) ---------------------------------------------------------
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError names the bad RAG_* variable
+        st.error(f"Invalid setting: {R.md_escape(exc)}")
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def get_pipeline(key: str, _settings: Settings):
+    """One Pipeline per process and settings (the model is loaded once)."""
+    from rag.pipeline import Pipeline
+
+    pipe = Pipeline(_settings)
+    _ = pipe.embedder  # load the model now, not on the first question (no bare expression: Streamlit magic)
+    return pipe
+
+
+@st.cache_resource(show_spinner=False)
+def warm(key: str, _pipe) -> bool:
+    """Load the index and run one throwaway question so the first real one is fast."""
+    _pipe.warm_up()
+    _pipe.ask("warm up")
+    return True
+
+
+def progress_callback(bar):
+    """A ``progress(stage, done, total)`` callback feeding a ``st.progress`` bar."""
+    weights = {"read": (0.0, 0.05), "embed": (0.05, 0.95), "write": (0.95, 1.0)}
+
+    def update(stage: str, done: int, total: int) -> None:
+        lo, hi = weights.get(stage, (0.0, 1.0))
+        frac = lo + (hi - lo) * (done / total if total else 1.0)
+        label = STAGES.get(stage, stage)
+        count = f" {done:,}/{total:,}" if stage == "embed" else ""
+        bar.progress(min(1.0, max(0.0, frac)), text=f"{label}{count}")
+
+    return update
+
+
+def build_index(pipe, *, message: str) -> None:
+    with st.spinner(message):
+        bar = st.progress(0.0, text="Starting…")
+        report = pipe.build(progress=progress_callback(bar), wait=600)
+        bar.empty()
+    for s in report.skipped:
+        st.warning(f"Skipped {R.md_escape(s.file)}: {R.md_escape(s.reason)}")
+
+
+settings = load_settings()
+settings_key = settings.model_dump_json()
+try:
+    with st.spinner("Loading the embedding model…"):
+        pipe = get_pipeline(settings_key, settings)
+    if not pipe.store.exists():
+        build_index(pipe, message=f"Building the index from {settings.articles_dir}/ (first start only)…")
+    with st.spinner("Loading the index…"):
+        warm(settings_key, pipe)
+except RagError as exc:
+    st.error(R.md_escape(exc))
+    st.stop()
+
+
+# -- session state ----------------------------------------------------------------------------
+
+state = st.session_state
+state.setdefault("turns", [])
+state.setdefault("next_id", 1)
+state.setdefault("uploader_key", 0)
+
+
+def history() -> list:
+    return [t["answer"] for t in state.turns if t.get("answer") is not None]
+
+
+# -- the whole article in a dialog ------------------------------------------------------------
+
+
+@st.dialog("Source article", width="large")
+def show_article(article_id: str, file: str, marks: list[tuple[int, int]], context: tuple[int, int] | None) -> None:
+    try:
+        article = pipe.index().articles.get(article_id)
+    except RagError as exc:
+        st.error(R.md_escape(exc))
+        return
+    if article is None:
+        st.info(
+            f"{R.md_escape(file)} is no longer in the index (it was removed or changed since this answer)."
+        )
+        return
+    st.markdown(R.article_header_html(article.title, article.file, len(article.text)), unsafe_allow_html=True)
+    doc = R.article_document(article.text, marks, context=context)
+    st.iframe(doc, height=480, alt=f"Full text of {article.file}")
+
+
+# -- one answer -------------------------------------------------------------------------------
+
+
+def render_answer(turn: dict) -> None:
+    tid = turn["id"]
+    if turn.get("error"):
+        st.error(R.md_escape(turn["error"]))
+        return
+    answer = turn["answer"]
+    query = R.searched_for(answer.question, answer.query)
+    if query:
+        st.markdown(R.searched_for_html(query), unsafe_allow_html=True)
+    if answer.notes:
+        for note in answer.notes:
+            st.info(R.md_escape(note))
+    st.markdown(R.answer_card_html(answer), unsafe_allow_html=True)
+    try:
+        articles = pipe.index().articles
+    except RagError:
+        articles = {}
+
+    if not answer.abstained:
+        for i, c in enumerate(answer.citations, 1):
+            art = articles.get(c.article_id)
+            with st.container(border=True, key=f"cite-{tid}-{i}", gap="small"):
+                st.markdown(R.citation_html(i, c, art.text if art else None), unsafe_allow_html=True)
+                if st.button("Open article", key=f"open-{tid}-{i}", icon=":material/article:", type="tertiary",
+                             help="Read the whole article with this quote highlighted"):
+                    show_article(c.article_id, c.article, [(c.start, c.end)], (c.sentence_start, c.sentence_end))
+        html = R.sources_html(answer)
+        if html:
+            st.markdown(html, unsafe_allow_html=True)
+    elif answer.passages:
+        st.markdown(R.related_header_html(len(answer.passages)), unsafe_allow_html=True)
+        for i, h in enumerate(answer.passages, 1):
+            with st.container(border=True, key=f"related-{tid}-{i}", gap="small"):
+                st.markdown(R.related_html(i, h), unsafe_allow_html=True)
+                if st.button("Open article", key=f"rel-{tid}-{i}", icon=":material/article:", type="tertiary",
+                             help="Read the whole article with this passage shaded"):
+                    show_article(h.chunk.article_id, h.file, [], (h.chunk.start, h.chunk.end))
+    st.markdown(R.footer_html(answer, turn.get("mode")), unsafe_allow_html=True)
+
+
+def render_turn(turn: dict) -> None:
+    with st.chat_message("user", avatar=USER_AVATAR):
+        st.markdown(R.user_text_html(turn["question"]), unsafe_allow_html=True)
+    with st.chat_message("assistant", avatar=BOT_AVATAR):
+        render_answer(turn)
+
+
+# -- sidebar: conversation, index, settings ---------------------------------------------------
+
+with st.sidebar:
+    st.markdown(R.brand_html(), unsafe_allow_html=True)
+    if st.button("New conversation", icon=":material/add_comment:", width="stretch",
+                 help="Forget the questions so far: the next question is not read as a follow-up."):
+        state.turns = []
+
+    st.subheader("Answer settings")
+    top_k = st.slider("Passages to read", 1, max(20, settings.top_k), settings.top_k, key="top_k",
+                      help="How many retrieved passages the reader looks at (and shows after an abstention).")
+    threshold = st.slider("Abstention threshold", 0.0, 1.0, float(settings.abstain_threshold), 0.01,
+                          key="threshold",
+                          help="Answers with a confidence below this are withheld: the app says the "
+                          "articles don't answer the question.")
+    mode = st.selectbox("Retrieval", MODES, index=MODES.index(settings.retrieval_mode), key="mode",
+                        format_func=MODE_HELP.get)
+
+    st.subheader("Index")
+    try:
+        info = pipe.index().info()
+        st.markdown(R.index_info_html(info), unsafe_allow_html=True)
+    except RagError as exc:
+        st.error(R.md_escape(exc))
+
+    st.subheader("Add articles")
+    uploads = st.file_uploader(
+        "Article files",
+        label_visibility="collapsed",
+        type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES],
+        accept_multiple_files=True,
+        key=f"uploader-{state.uploader_key}",
+        max_upload_size=max(1, -(-settings.max_file_bytes // (1024 * 1024))),
+        help=f"Text, Markdown or HTML news articles; up to {settings.max_upload_files} files of at most "
+        f"{settings.max_file_bytes / 1e6:.0f} MB each. They are copied into {settings.articles_dir}/.",
+    )
+    if st.button("Add to index", icon=":material/upload_file:", disabled=not uploads, width="stretch"):
+        bar = st.progress(0.0, text="Saving uploads…")
+        result = add_uploads(pipe, uploads, progress=progress_callback(bar))
+        bar.empty()
+        state.upload_result = result
+        state.uploader_key += 1
+        st.rerun()
+
+    result = state.pop("upload_result", None)
+    if result is not None:
+        if result.error:
+            st.error(R.md_escape(result.error))
+        done = [("Added", result.added), ("Updated", result.updated)]
+        for label, files in done:
+            if files:
+                st.success(f"{label} {len(files)} article{'s' if len(files) != 1 else ''}: "
+                           f"{R.md_escape(', '.join(files))}")
+        if result.added or result.updated:
+            st.caption(f"The index now holds {result.n_articles:,} articles in {result.n_chunks:,} passages.")
+        if result.unchanged:
+            st.info(f"Already indexed, unchanged: {R.md_escape(', '.join(result.unchanged))}")
+        for orig, new in result.renamed.items():
+            st.info(f"{R.md_escape(orig)} was saved as {R.md_escape(new)} (folder parts of a name are dropped).")
+        for p in result.problems:
+            st.error(f"Could not use {R.md_escape(p.file)}: {R.md_escape(p.reason)}")
+        for w in result.warnings:
+            st.warning(R.md_escape(w))
+
+    with st.expander("Maintenance"):
+        st.caption(f"Articles folder: {R.md_escape(settings.articles_dir)} · index: {R.md_escape(settings.index_dir)}")
+        if st.button("Rescan articles folder", icon=":material/refresh:",
+                     help="Index files added, changed or removed in the folder outside the app."):
+            try:
+                build_index(pipe, message="Updating the index…")
+                st.rerun()
+            except RagError as exc:
+                st.error(R.md_escape(exc))
+
+
+# -- the conversation -------------------------------------------------------------------------
+
+# Read the chat input first, so that the page keeps one layout while an answer is computed
+# (the welcome note is not drawn when the first question arrives: no stale elements flash).
+prompt = st.chat_input("Ask a question about the articles…")
+
+if not state.turns and not prompt:
+    st.markdown(
+        '<div class="rag-empty"><div class="rag-empty-title">Ask the news archive</div>'
+        '<div class="rag-empty-text">Answers are quoted from the indexed articles, with every quote '
+        "highlighted in its source. When the articles don&#39;t say, you will be told so.</div></div>",
+        unsafe_allow_html=True,
+    )
+
+for turn in state.turns:
+    render_turn(turn)
+
+if prompt:
+    state.next_id += 1
+    turn = {"id": state.next_id, "question": prompt, "answer": None, "error": None, "mode": mode}
+    with st.chat_message("user", avatar=USER_AVATAR):
+        st.markdown(R.user_text_html(prompt), unsafe_allow_html=True)
+    with st.chat_message("assistant", avatar=BOT_AVATAR):
+        try:
+            with st.spinner("Searching the articles…"):
+                turn["answer"] = pipe.ask(prompt, history(), top_k=top_k, mode=mode, threshold=threshold)
+        except RagError as exc:
+            turn["error"] = str(exc)
+        state.turns.append(turn)
+        render_answer(turn)
