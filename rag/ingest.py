@@ -282,7 +282,7 @@ def safe_name(name: str) -> tuple[str, str | None]:
     NUL and control characters, hidden names, names over 255 bytes and unsupported types
     are refused.
     """
-    if "\x00" in name or _CONTROL.search(name):
+    if re.search(r"[\x00-\x1f\x7f-\x9f]", name):  # every control character, tab and newline too
         return "", "refused: file name contains control characters"
     base = re.split(r"[\\/]", name)[-1].strip()
     if not base or base in (".", ".."):
