@@ -292,7 +292,11 @@ class Pipeline:
             if f.stat().st_size > self.settings.max_file_bytes:
                 refused.append(Skipped(file=f.name, reason=f"too large: over {self.settings.max_file_bytes:,} bytes"))
                 continue
-            shutil.copyfile(f, folder / name)
+            target = folder / name
+            if target.is_symlink():  # copying would write through the link, outside the folder
+                refused.append(Skipped(file=f.name, reason=f"refused: {name} in the articles folder is a symbolic link"))
+                continue
+            shutil.copyfile(f, target)
         report = self.build(folder, progress=progress, wait=wait)
         report.skipped = refused + report.skipped
         return report
@@ -334,7 +338,10 @@ class Pipeline:
         t0 = time.perf_counter()
         notes: list[str] = []
         question = question if isinstance(question, str) else str(question)
-        clean = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", question).split())
+        # Control characters (C0, DEL, C1) become spaces; lone surrogates (not text: the tokenizer
+        # refuses them) become U+FFFD.
+        clean = " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", question).split())
+        clean = re.sub(r"[\ud800-\udfff]", "\ufffd", clean)
         cut = len(clean) > s.max_question_chars
         if cut:
             clean = clean[: s.max_question_chars]
@@ -355,6 +362,8 @@ class Pipeline:
         if cut:
             notes.append(f"Your question was cut to its first {len(clean):,} characters (the part the model reads).")
         query = resolve_followup(clean, history)
+        if len(query) > 2 * s.max_question_chars:  # terms carried from an oversized history entry
+            query = query[: 2 * s.max_question_chars].rsplit(" ", 1)[0]
         data = self.index()
         reader = self.reader_for(data)
         t1 = time.perf_counter()
