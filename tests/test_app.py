@@ -206,6 +206,9 @@ def test_open_article_dialog(app):
     button(last_assistant(app), "Open article").click().run()
     assert not app.exception
     assert not app.error
+    heads = [m.value for m in app.markdown if "rag-art-head" in m.value]
+    assert heads, "the article dialog did not open"
+    assert "&#46;txt" in heads[0] and "characters" in heads[0]
 
 
 def test_hostile_question_text_is_escaped(app):
@@ -289,9 +292,12 @@ def test_upload_traversal_name_stays_inside_the_folder(writable_app, tmp_path):
     assert not (articles.parent / "evil.txt").exists()
     assert not (articles.parent.parent / "evil2.txt").exists()
     assert not (index / "evil.txt").exists()
+    # safe_name drops the folder parts: the files land inside the articles folder, and the
+    # user is told under which name
     inside = {p.name for p in articles.iterdir()}
-    messages = [m.value for m in at.sidebar.info] + [m.value for m in at.sidebar.error]
-    assert "evil.txt" in inside or any("evil" in m for m in messages)
+    assert {"evil.txt", "evil2.txt"} <= inside
+    infos = [m.value for m in at.sidebar.info]
+    assert any(r"\.\./evil\.txt was saved as evil\.txt" in m for m in infos), infos
     for p in articles.rglob("*"):
         assert p.resolve().is_relative_to(articles.resolve())
 

@@ -292,3 +292,9 @@ def test_article_document_marks_and_scrolls():
 def test_article_document_context_only():
     doc = R.article_document("abc def ghi", [], context=(4, 7))
     assert 'id="rag-ctx-start"' in doc and "<mark" not in doc
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_article_document_follows_the_app_theme(theme):
+    assert f'<body class="{theme}">' in R.article_document("x", [(0, 1)], theme=theme)
+    assert "<body>" in R.article_document("x", [(0, 1)], theme="<bad>")

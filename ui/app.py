@@ -113,6 +113,13 @@ def history() -> list:
     return [t["answer"] for t in state.turns if t.get("answer") is not None]
 
 
+def theme_type() -> str | None:
+    try:
+        return st.context.theme.type
+    except Exception:  # not known yet (first load) or not available
+        return None
+
+
 # -- the whole article in a dialog ------------------------------------------------------------
 
 
@@ -129,7 +136,7 @@ def show_article(article_id: str, file: str, marks: list[tuple[int, int]], conte
         )
         return
     st.markdown(R.article_header_html(article.title, article.file, len(article.text)), unsafe_allow_html=True)
-    doc = R.article_document(article.text, marks, context=context)
+    doc = R.article_document(article.text, marks, context=context, theme=theme_type())
     st.iframe(doc, height=480, alt=f"Full text of {article.file}")
 
 

@@ -169,10 +169,11 @@ def answer_card_html(answer) -> str:
         )
     n_src = answer.n_sources or len({c.article_id for c in answer.citations})
     src = f"{n_src} article{'s' if n_src != 1 else ''}" if n_src else ""
+    long = " rag-answer-long" if len(answer.answer) > 60 else ""  # a whole sentence, not a span
     return (
         '<div class="rag-card rag-answer" data-testid="rag-answer">'
         '<div class="rag-card-label">Answer</div>'
-        f'<div class="rag-answer-text">{esc(answer.answer)}{_refs(len(answer.citations))}</div>'
+        f'<div class="rag-answer-text{long}">{esc(answer.answer)}{_refs(len(answer.citations))}</div>'
         f'<div class="rag-meta">{confidence_html(answer.confidence)}'
         + (f'<span class="rag-dot">·</span><span>stated in {src}</span>' if src else "")
         + "</div></div>"
@@ -197,7 +198,7 @@ def citation_html(number: int, citation, article_text: str | None = None) -> str
     lead = '<span class="rag-ell">…</span>' if before else ""
     tail = '<span class="rag-ell">…</span>' if after else ""
     rank = (
-        f'<span class="rag-dot">·</span><span>passage {citation.passage_rank}</span>'
+        f'<span class="rag-dot">·</span><span>retrieved passage #{citation.passage_rank}</span>'
         if citation.passage_rank
         else ""
     )
@@ -330,10 +331,12 @@ def article_document(
     context: tuple[int, int] | None = None,
     title: str = "",
     file: str = "",
+    theme: str | None = None,
 ) -> str:
     """A standalone HTML page (for an iframe) with the escaped article, the span marked and a
     tiny script that scrolls the mark (or the context) into view, also after the frame is
-    resized from zero (a frame laid out while hidden)."""
+    resized from zero (a frame laid out while hidden). ``theme`` ("light"/"dark", the app's
+    theme) sets the text colour; without it the browser's preference decides."""
     body = highlight(text, marks, context=context, mark_id=ARTICLE_MARK_ID)
     target = ARTICLE_MARK_ID if marks else "rag-ctx-start"
     if not marks and context:
@@ -347,6 +350,7 @@ def article_document(
         "window.addEventListener('load',go);window.addEventListener('resize',go);"
         "document.addEventListener('DOMContentLoaded',go);go();})();</script>"
     )
+    body_class = f' class="{theme}"' if theme in ("light", "dark") else ""
     head = ""
     if title or file:
         head = (
@@ -355,7 +359,7 @@ def article_document(
         )
     return (
         "<!doctype html><html><head><meta charset=\"utf-8\">"
-        f"<style>{ARTICLE_CSS}</style></head><body>{head}"
+        f"<style>{ARTICLE_CSS}</style></head><body{body_class}>{head}"
         f'<article>{body}</article>{script}</body></html>'
     )
 
@@ -365,11 +369,14 @@ ARTICLE_CSS = """
 body{margin:0;padding:4px 18px 24px 4px;font:16px/1.65 "Source Serif Pro",Georgia,"Times New Roman",serif;
  color:#1f2328;background:transparent}
 @media (prefers-color-scheme: dark){body{color:#e6e6e6}}
+body.light{color:#1f2328;color-scheme:light}
+body.dark{color:#e6e6e6;color-scheme:dark}
 header{margin:0 0 14px;padding-bottom:10px;border-bottom:1px solid rgba(128,128,128,.3)}
 header .t{font:600 17px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif}
 header .f{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace;opacity:.65;margin-top:4px}
 article{max-width:52em}
 mark.rag-hl{background:#ffe066;color:#1a1a1a;padding:1px 2px;border-radius:3px;
+ -webkit-box-decoration-break:clone;box-decoration-break:clone;
  box-shadow:0 0 0 1px rgba(191,144,0,.45);scroll-margin:40vh}
 .rag-ctx{background:rgba(255,224,102,.28);border-radius:2px}
 """
@@ -383,6 +390,7 @@ APP_CSS = """
 .rag-abstain{border:1px dashed rgba(180,120,20,.7);border-left:5px solid #d97706;background:rgba(217,119,6,.07)}
 .rag-card-label{font-size:.72rem;letter-spacing:.08em;text-transform:uppercase;font-weight:600;opacity:.7;margin-bottom:2px}
 .rag-answer-text{font-size:1.6rem;font-weight:650;line-height:1.3;margin:2px 0 8px}
+.rag-answer-long{font-size:1.15rem;font-weight:600;line-height:1.45}
 .rag-abstain-title{font-size:1.2rem;font-weight:650;margin:2px 0 4px}
 .rag-abstain-text{font-size:.92rem;opacity:.85;margin-bottom:8px}
 .rag-ref{font-size:.8rem;font-weight:600;color:var(--rag-accent);vertical-align:super;margin-left:3px}
@@ -405,7 +413,8 @@ APP_CSS = """
 .rag-title{font-weight:600;font-size:.9rem;line-height:1.35;overflow:hidden;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical}
 .rag-quote{font-family:"Source Serif Pro",Georgia,serif;font-size:1rem;line-height:1.6;margin:2px 0 6px}
 .rag-ell{opacity:.5;margin:0 2px}
-mark.rag-hl{background:var(--rag-hl);color:#1a1a1a;padding:1px 3px;border-radius:3px;box-shadow:0 0 0 1px rgba(191,144,0,.35)}
+mark.rag-hl{background:var(--rag-hl);color:#1a1a1a;padding:1px 3px;border-radius:3px;
+ -webkit-box-decoration-break:clone;box-decoration-break:clone;box-shadow:0 0 0 1px rgba(191,144,0,.35)}
 .rag-file{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.76rem}
 .rag-sources ul{list-style:none;padding:0;margin:0}
 .rag-sources li{margin:0}
