@@ -186,7 +186,7 @@ def test_abstention_is_distinct(page):
     assert "Related passages (not an answer)".lower() in msg.inner_text().lower()
     assert msg.locator(".rag-related").count() >= 1
     assert msg.locator("mark").count() == 0
-    msg.locator(".rag-abstain").evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.locator(MSG).nth(-2).evaluate("el => el.scrollIntoView({block: 'start'})")  # the question on top
     page.wait_for_timeout(300)
     page.screenshot(path=str(SHOTS / "abstain.png"))
 
