@@ -274,8 +274,13 @@ class Pipeline:
         return self.build(progress=progress, wait=600)
 
     def add(self, files: Sequence[Path], *, progress: Progress | None = None, wait: float = 0.0) -> BuildReport:
-        """Copy files into the articles folder (safe names only) and update the index."""
-        from .ingest import safe_name
+        """Copy usable files into the articles folder (safe names only) and update the index.
+
+        Each file is read and checked first: one that could not become an article (empty,
+        binary, undecodable, too large) is reported and never copied, so the folder does not
+        collect files that every later build would skip again.
+        """
+        from .ingest import UnusableFile, read_article, safe_name
 
         folder = Path(self.settings.articles_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -289,8 +294,10 @@ class Pipeline:
             if not f.is_file():
                 refused.append(Skipped(file=str(f), reason="not found"))
                 continue
-            if f.stat().st_size > self.settings.max_file_bytes:
-                refused.append(Skipped(file=f.name, reason=f"too large: over {self.settings.max_file_bytes:,} bytes"))
+            try:
+                read_article(f, name, self.settings.max_file_bytes)
+            except UnusableFile as exc:
+                refused.append(Skipped(file=f.name, reason=exc.reason))
                 continue
             target = folder / name
             if target.is_symlink():  # copying would write through the link, outside the folder

@@ -266,3 +266,17 @@ def test_build_cli_json_reports_everything(tmp_path):
     report = json.loads(result.stdout)
     assert report["added"] == ["good.txt"]
     assert report["skipped"] == [{"file": "empty.txt", "reason": "empty file"}]
+
+
+def test_add_never_copies_unusable_files(articles_copy, tmp_path, seeds_pipeline):
+    pipe = _pipe(articles_copy, tmp_path / "index", embedder=seeds_pipeline.embedder)
+    pipe.build()
+    src = tmp_path / "incoming"
+    src.mkdir()
+    (src / "empty.txt").write_text("")
+    (src / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
+    report = pipe.add([src / "empty.txt", src / "binary.txt"])
+    reasons = {s.file: s.reason for s in report.skipped}
+    assert reasons == {"empty.txt": "empty file", "binary.txt": "binary file, not text"}
+    assert not (articles_copy / "empty.txt").exists() and not (articles_copy / "binary.txt").exists()
+    assert report.unchanged
