@@ -65,9 +65,11 @@ class Settings(BaseSettings):
         "near-duplicates: they are folded into it as extra sources.",
     )
     exact_search_max: int = Field(
-        200_000,
+        20_000,
         gt=0,
-        description="Up to this many chunks the FAISS index is exact (flat); above it HNSW is used.",
+        description="Up to this many chunks the FAISS index is exact (flat); above it HNSW is used. "
+        "Flat search reads every vector per query: a few ms at 20k chunks, 15-30 ms at 100k "
+        "(python -m eval.bench), while HNSW answers in under 1 ms with recall@10 >= 0.99.",
     )
 
     # --- answering -----------------------------------------------------------

