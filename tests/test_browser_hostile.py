@@ -36,6 +36,8 @@ MSG = '[data-testid="stChatMessage"]'
 HOSTILE_FILE = "quillon <img src=x onerror=alert('xss-name')>.txt"
 HOSTILE_QUESTION = "<img src=x onerror=alert('xss-q')> $x^2$ :red[q] **q** ![q](http://evil.example/q.png)"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+MAX_UPLOADS = 3  # RAG_MAX_UPLOAD_FILES for the server under test
+MAX_BYTES = 30_000  # RAG_MAX_FILE_BYTES (every seed is smaller); Streamlit's own limit rounds up to 1 MB
 
 
 def free_port() -> int:
@@ -44,10 +46,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_streamlit(articles: Path, index: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_streamlit(
+    articles: Path, index: Path, log_path: Path, env_extra: dict | None = None
+) -> tuple[subprocess.Popen, str]:
     """`streamlit run ui/app.py` on 127.0.0.1 (a free port) over the given folders; waits until healthy."""
     port = free_port()
-    env = dict(os.environ, RAG_INDEX_DIR=str(index), RAG_ARTICLES_DIR=str(articles))
+    env = dict(os.environ, RAG_INDEX_DIR=str(index), RAG_ARTICLES_DIR=str(articles), **(env_extra or {}))
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "ui/app.py", "--server.address", "127.0.0.1",
@@ -100,8 +104,9 @@ def server(tmp_path_factory, seeds_pipeline):
     (articles / HOSTILE_FILE).write_text(H.hostile_article())
     index = tmp / "index"
     Pipeline(Settings(articles_dir=articles, index_dir=index), embedder=seeds_pipeline.embedder).build()
-    proc, url = start_streamlit(articles, index, tmp / "server.log")
-    yield {"url": url, "tmp": tmp, "log": tmp / "server.log"}
+    limits = {"RAG_MAX_UPLOAD_FILES": str(MAX_UPLOADS), "RAG_MAX_FILE_BYTES": str(MAX_BYTES)}
+    proc, url = start_streamlit(articles, index, tmp / "server.log", limits)
+    yield {"url": url, "tmp": tmp, "log": tmp / "server.log", "articles": articles}
     stop_streamlit(proc)
 
 
@@ -243,3 +248,67 @@ def test_config_and_makefile_default_to_loopback():
     assert 'address = "127.0.0.1"' in config
     make = (ROOT / "Makefile").read_text()
     assert "ADDRESS ?= 127.0.0.1" in make and "--server.address $(ADDRESS)" in make
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    out = {}
+    for p in root.rglob("*"):
+        st = p.lstat()
+        out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns) if p.is_file() else (0, 0)
+    return out
+
+
+def _upload(page, files: list[dict]) -> str:
+    """Put files in the sidebar uploader, press "Add to index", return the sidebar's messages."""
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    n_alerts = sidebar.locator('[data-testid="stAlert"]').count()
+    sidebar.locator('input[type="file"]').set_input_files(files)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid=stSidebar] button')]
+                 .some(b => b.innerText.includes('Add to index') && !b.disabled)""",
+        timeout=60_000,
+    )
+    sidebar.get_by_role("button", name="Add to index").click()
+    page.wait_for_function(
+        "(n) => document.querySelectorAll('[data-testid=stSidebar] [data-testid=stAlert]').length > 0"
+        " && !document.querySelector('[data-testid=stSidebar] [data-testid=stProgress]')",
+        arg=n_alerts,
+        timeout=180_000,
+    )
+    page.wait_for_timeout(800)
+    return "\n".join(sidebar.locator('[data-testid="stAlert"]').all_inner_texts())
+
+
+def test_hostile_uploads_are_bounded_and_stay_in_the_folder(page, server):
+    """Through the real uploader: too many files refused; traversal names reduced to their base name;
+    an oversize file refused; a file named like markup shown literally; nothing written elsewhere."""
+    tmp, articles = server["tmp"], server["articles"]
+    keep_out = ("articles", "index", "server.log")
+    before = {k: v for k, v in _tree(tmp).items() if not k.startswith(keep_out)}
+    names_before = {p.name for p in articles.iterdir()}
+    fact = f"Quillon upload\n{H.FACT_SENTENCE}\n".encode()
+
+    many = [{"name": f"many{i}.txt", "mimeType": "text/plain", "buffer": fact + str(i).encode()}
+            for i in range(MAX_UPLOADS + 1)]
+    shown = _upload(page, many)
+    assert "Too many files" in shown, shown
+    assert {p.name for p in articles.iterdir()} == names_before, "a refused batch adds nothing"
+
+    markup_name = ":red[x] $y$ <img src=x onerror=alert('up')>.txt"
+    batch = [
+        {"name": "../../evil.txt", "mimeType": "text/plain",
+         "buffer": b"Evil upload\nThe evil plan was cancelled on Friday.\n"},
+        {"name": markup_name, "mimeType": "text/plain", "buffer": b"Markup name\nA file named like markup is fine.\n"},
+        {"name": "big.txt", "mimeType": "text/plain", "buffer": b"Big\n" + b"Many words here. " * 3000},
+    ]
+    shown = _upload(page, batch)
+    added = {p.name for p in articles.iterdir()} - names_before
+    assert added == {"evil.txt", markup_name}, (added, shown)
+    assert "big.txt" in shown and "too large" in shown, shown
+    assert markup_name in shown, f"the markup file name is shown literally: {shown!r}"
+    after = {k: v for k, v in _tree(tmp).items() if not k.startswith(keep_out)}
+    assert after == before, "nothing written outside the articles and index folders"
+    for stray in (Path("/evil.txt"), Path("/tmp/evil.txt"), ROOT / "evil.txt", ROOT.parent / "evil.txt"):
+        assert not stray.exists(), stray
+    page.screenshot(path=str(SHOTS / "hostile-upload.png"))
+    assert_nothing_injected(page)
