@@ -42,7 +42,9 @@ _TYPE_RULES: list[tuple[str, re.Pattern]] = [
         re.compile(
             r"\b(how (much|many|large|big|far|old)|what (percentage|percent|share|proportion|stake|"
             r"amount|number|price|value|sum|figure|valuation|revenue|profit|loss|rank|cap|cut|slice|fraction|multiple)|"
-            r"at what (price|valuation)|by how much|what portion)\b"
+            r"at what (price|valuation)|by how much|what portion|"
+            r"what (is|was|are|were) .{0,40}\b(valuation|revenue|price|cost|value|worth|budget|salary|population|"
+            r"profit|loss|share|stake|percentage|turnover|sales))\b"
         ),
     ),
     ("who", re.compile(r"\b(who|whom|whose)\b")),
@@ -61,7 +63,7 @@ _SCALE = r"(?:trillion|billion|million|thousand|hundred|bn|mn|m|k)"
 _NUM = r"\d[\d,]*(?:\.\d+)?"
 _NUMWORD = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|fifty|hundred)"
 _UNIT = r"(?:year|month|week|day|hour|minute|decade)s?"
-_NAME = r"(?<![\w'’])(?:[A-Z][\w&.\-'’]*(?:\s+(?:of|de|van|von|and|&)\s+[A-Z][\w&.\-'’]*|\s+[A-Z][\w&.\-'’]*){0,3})"
+_NAME = r"(?<![\w'’])(?:[A-Z][\w&.\-'’]*(?:\s+(?:of|de|van|von|and|&)\s+[A-Z][\w&.\-'’]*|\s+[A-Z][\w&.\-'’]*){0,5})"
 _SPAN_PATTERNS: dict[str, re.Pattern] = {
     "number": re.compile(
         rf"{_MOD}(?:{_CUR}\s?{_NUM}(?:\s?{_SCALE}\b)?(?:\s?(?:US\s)?dollars)?"
@@ -116,6 +118,43 @@ _QUESTION_WORDS = frozenset(
 )
 
 
+_PERCENT_Q = re.compile(r"\b(percentage|percent|share|proportion|stake|portion|fraction|cut|slice)\b")
+_MONEY_Q = re.compile(
+    r"\b(how much (money|did|does|do|has|have|had|is|was|will|would|could)\b.*\b(pay|paid|cost|invest|spend|spent|"
+    r"earn|make|made|lose|lost|raise|raised|fund|worth|charge|sell|sold|buy|bought|price)|price|cost|revenue|"
+    r"valuation|worth|salary|budget|turnover|profit|loss|funding|investment|fine|bill|fee)\w*\b"
+)
+_MONEY_SPAN = re.compile(r"[$£€¥]|\b(dollars?|pounds?|euros?|yuan|bn|mn|million|billion|trillion)\b|\d(bn|m)\b", re.I)
+_PERCENT_SPAN = re.compile(r"%|\bper ?cent\b|\b(half|third|quarter)\b", re.I)
+
+
+def number_kind(question: str) -> str:
+    """What kind of number a number question wants: 'percent', 'money', 'count' or 'any'."""
+    q = question.lower()
+    if _PERCENT_Q.search(q) and not q.startswith("how many"):
+        return "percent"
+    if _MONEY_Q.search(q):
+        return "money"
+    if re.search(r"\bhow many\b", q):
+        return "count"
+    return "any"
+
+
+# Words that frame a question rather than say what it is about ("how many", "according to the article").
+_FRAMING = frozenset("many much does did do according article articles piece story".split())
+
+
+def _question_stems() -> frozenset[str]:
+    global _QSTEMS
+    if _QSTEMS is None:
+        stem = _stemmer().stemWord
+        _QSTEMS = frozenset(stem(w) for w in _QUESTION_WORDS | _FRAMING) | _QUESTION_WORDS | _FRAMING
+    return _QSTEMS
+
+
+_QSTEMS: frozenset[str] | None = None
+
+
 def question_type(question: str) -> str:
     """The answer type asked for, from the wh-cue that comes first in the question."""
     q = question.lower()
@@ -131,17 +170,18 @@ def question_type(question: str) -> str:
 
 # Logistic coefficients over the features below; fit by eval/calibrate.py on the dev split.
 CONFIDENCE_WEIGHTS = {
-    "bias": -2.73,
-    "chunk_coverage": 1.38,
-    "coverage": 0.56,
-    "entity_cov": 1.24,
-    "is_span": -0.77,
-    "margin": 1.18,
-    "max_missing": 0.06,
-    "overlap": 0.34,
-    "passage_cos": 1.06,
-    "sent_cos": 0.96,
-    "type_ok": 0.0,
+    "bias": -3.61,
+    "chunk_coverage": 1.0,
+    "cov_ratio": 0.18,
+    "coverage": 0.44,
+    "entity_cov": 1.25,
+    "is_span": -0.21,
+    "margin": 0.81,
+    "max_missing": 0.48,
+    "overlap": 0.48,
+    "passage_cos": 0.86,
+    "sent_cos": 0.9,
+    "type_ok": 0.47,
 }
 # Weights of the sentence ranking score (not a probability; only the order matters).
 SENTENCE_WEIGHTS = {"sent_cos": 1.0, "coverage": 0.8, "passage_cos": 0.5, "type_ok": 0.5, "rank": 0.1}
@@ -201,12 +241,13 @@ class Reader:
 
     def read(self, question: str, query: str, qvec: np.ndarray, hits: list[Hit], threshold: float) -> dict:
         qtype = question_type(question)
-        terms = [t for t in dict.fromkeys(query_terms(query)) if t not in _QUESTION_WORDS]
+        terms = [t for t in dict.fromkeys(query_terms(query)) if t not in _question_stems()]
         weights = {t: self.idf(t) for t in terms}
         total = sum(weights.values()) or 1.0
         pattern = _SPAN_PATTERNS.get(qtype)
         qwords = _surface_words(query)
         specific = _specific_tokens(question)
+        kind = number_kind(question) if qtype == "number" else "any"
 
         sentences: list[_Sentence] = []
         row_of = {c.id: i for i, c in enumerate(self.data.chunks)} if hits else {}
@@ -217,7 +258,7 @@ class Reader:
             text = self.data.articles[hit.chunk.article_id].text
             for (s, e), vec in zip(hit.chunk.sentences, vecs):
                 texts.append(text[s:e])
-                spans = _spans(pattern, texts[-1], qwords, qtype) if pattern else []
+                spans = _spans(pattern, texts[-1], qwords, qtype, kind) if pattern else []
                 sentences.append(_Sentence(hit, s, e, float(vec @ qvec), 0.0, spans))
         for sent, stems in zip(sentences, bm25_tokenize(texts) if texts else []):
             present = set(stems)
@@ -246,6 +287,9 @@ class Reader:
             "margin": margin,
             "entity_cov": _entity_coverage(specific, best.hit.chunk.text),
         }
+        # The chosen sentence against the best-covered one: an unanswerable question often has
+        # its asked-for type in one sentence and its key term in another.
+        features["cov_ratio"] = best.coverage / max(max(x.coverage for x in sentences), 1e-9)
         chunk_terms = set(query_terms(best.hit.chunk.text))
         top_idf = math.log(1 + (self._n + 0.5) / 0.5)
         missing = [w for t, w in weights.items() if t not in chunk_terms]
@@ -390,8 +434,11 @@ def _entity_coverage(specific: set[str], passage: str) -> float:
     return found / len(specific)
 
 
-def _spans(pattern: re.Pattern, sentence: str, qwords: set[str], qtype: str) -> list[tuple[int, int]]:
-    """Candidate answer spans of the asked type that do not merely repeat the question."""
+def _spans(
+    pattern: re.Pattern, sentence: str, qwords: set[str], qtype: str, kind: str = "any"
+) -> list[tuple[int, int]]:
+    """Candidate answer spans of the asked type (and, for numbers, kind) that do not merely
+    repeat the question."""
     out = []
     for m in pattern.finditer(sentence):
         a, b = m.start(), m.end()
@@ -407,6 +454,8 @@ def _spans(pattern: re.Pattern, sentence: str, qwords: set[str], qtype: str) -> 
         words = _word_set(span)
         if not words or words <= qwords:
             continue
+        if qtype == "where" and not _CUES["where"].search(sentence[max(0, a - 12) : a]):
+            continue  # a place is introduced by a preposition: "in Sun Valley", "at Davos"
         if qtype in ("who", "name", "where"):
             if {w.lower() for w in span.split()} <= _NOT_NAMES:
                 continue
@@ -416,6 +465,14 @@ def _spans(pattern: re.Pattern, sentence: str, qwords: set[str], qtype: str) -> 
             core = re.sub(r"^(?:about|around|nearly|almost|over|more than|less than|fewer than|at least|up to|"
                           r"approximately|roughly|some|only|just)\s+", "", span, flags=re.I)
             if re.fullmatch(r"(?:19|20)\d\d", core) or core.lower() in qwords:
+                continue
+            if a >= 2 and sentence[a - 1] == "-" and sentence[a - 2].isalpha():
+                continue  # part of a name: "GPT-4"
+            if kind == "percent" and not _PERCENT_SPAN.search(span):
+                continue
+            if kind == "money" and not _MONEY_SPAN.search(span):
+                continue
+            if kind == "count" and (_PERCENT_SPAN.search(span) or re.search(r"[$£€¥]", span)):
                 continue
         out.append((a, b))
     return out

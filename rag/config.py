@@ -37,7 +37,18 @@ class Settings(BaseSettings):
         description="Sentence-transformers model: a local folder, or a name found in a bundled package "
         "or the local Hugging Face cache. Never downloaded.",
     )
-    embed_backend: Backend = Field("torch", description="'onnx' (fast, no torch at serve time) or 'torch'.")
+    embed_backend: Backend = Field(
+        "onnx",
+        description="Backend that embeds questions: 'onnx' (no torch import when serving, ~4 ms a query) or 'torch'.",
+    )
+    build_backend: Backend = Field(
+        "torch", description="Backend that embeds passages during builds: 'torch' (bf16 where the CPU has it) or 'onnx'."
+    )
+    embed_precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="Torch matrix precision: 'auto' uses bfloat16 on CPUs with AMX/AVX512-BF16 (about 3x faster, "
+        "cosine >= 0.9999 to fp32), else fp32.",
+    )
     embed_batch_size: int = Field(32, gt=0)
     onnx_int8: bool = Field(False, description="Quantize the ONNX export to int8 (lossy; off by default).")
 
@@ -74,7 +85,7 @@ class Settings(BaseSettings):
 
     # --- answering -----------------------------------------------------------
     abstain_threshold: float = Field(
-        0.45,
+        0.4,
         ge=0.0,
         le=1.0,
         description="Answers with a confidence below this abstain (chosen from the eval coverage curve).",

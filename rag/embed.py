@@ -441,6 +441,15 @@ class OnnxEmbedder(_Base):
         return self.session.run(None, feed)[0]
 
 
+def cpu_has_bf16() -> bool:
+    """True on CPUs with native bfloat16 matrix instructions (AMX or AVX512-BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def load_embedder(
     model_name: str,
     backend: str = "torch",
@@ -449,6 +458,8 @@ def load_embedder(
     int8: bool = False,
     precision: str = "fp32",
 ) -> Embedder:
+    if precision == "auto":
+        precision = "bf16" if cpu_has_bf16() else "fp32"
     if backend == "torch":
         return TorchEmbedder(model_name, batch_size, precision)
     if backend == "onnx":

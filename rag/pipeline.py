@@ -85,22 +85,44 @@ class Pipeline:
         self.settings = settings or Settings()
         self.store = IndexStore(self.settings.index_dir)
         self._embedder = embedder
+        self._embedder_injected = embedder is not None
+        self._build_embedder: Embedder | None = None
         self._embedder_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._data: IndexData | None = None
         self._reader: Reader | None = None
 
     # -- components -------------------------------------------------------------------
+    def _load_embedder(self, backend: str) -> Embedder:
+        s = self.settings
+        return load_embedder(s.model_name, backend, s.embed_batch_size, s.cache_dir, s.onnx_int8, s.embed_precision)
+
     @property
     def embedder(self) -> Embedder:
+        """Embeds questions (``embed_backend``); loaded once, on first use."""
         if self._embedder is None:
             with self._embedder_lock:
                 if self._embedder is None:
-                    s = self.settings
-                    self._embedder = load_embedder(
-                        s.model_name, s.embed_backend, s.embed_batch_size, s.cache_dir, s.onnx_int8
-                    )
+                    self._embedder = self._load_embedder(self.settings.embed_backend)
         return self._embedder
+
+    @property
+    def build_embedder(self) -> Embedder:
+        """Embeds passages in builds (``build_backend``); the question embedder when they agree.
+
+        Both backends compute the same vectors (cosine >= 0.9999), so an index built by one
+        is searched by the other: serving never needs to import torch.
+        """
+        if self._build_embedder is None:
+            with self._embedder_lock:
+                if self._build_embedder is None:
+                    if self._embedder is not None and (
+                        self._embedder_injected or self._embedder.backend == self.settings.build_backend
+                    ):
+                        self._build_embedder = self._embedder
+                    else:
+                        self._build_embedder = self._load_embedder(self.settings.build_backend)
+        return self._build_embedder
 
     def warm_up(self) -> None:
         self.embedder
@@ -191,7 +213,7 @@ class Pipeline:
 
             t1 = time.perf_counter()
             new_articles = [a for a in ingest.articles if prev is None or a.id not in prev.articles]
-            embedder = self.embedder
+            embedder = self.build_embedder
             new_chunks: dict[str, list[Chunk]] = {}
             for a in new_articles:
                 new_chunks[a.id] = chunk_article(
@@ -303,7 +325,13 @@ class Pipeline:
             if target.is_symlink():  # copying would write through the link, outside the folder
                 refused.append(Skipped(file=f.name, reason=f"refused: {name} in the articles folder is a symbolic link"))
                 continue
-            shutil.copyfile(f, target)
+            if target.exists() and target.samefile(f):
+                continue  # already in the articles folder: nothing to copy, the build indexes it
+            try:
+                shutil.copyfile(f, target)
+            except OSError as exc:  # e.g. a read-only file of that name in the folder
+                refused.append(Skipped(file=f.name, reason=f"cannot be copied into {folder}/: {exc.strerror or exc}"))
+                continue
         report = self.build(folder, progress=progress, wait=wait)
         report.skipped = refused + report.skipped
         return report

@@ -34,8 +34,9 @@ def _max_deviation(vecs: np.ndarray, ref: np.ndarray) -> float:
 
 
 def test_torch_backend_matches_sentence_transformers(seeds_pipeline, seed_chunks, reference):
-    emb = seeds_pipeline.embedder
+    emb = seeds_pipeline.build_embedder  # passages: torch (bf16 where the CPU has it)
     assert emb.backend == "torch"
+    assert seeds_pipeline.embedder.backend == "onnx"  # questions: onnx, no torch when serving
     vecs = emb.encode([c.text for c in seed_chunks])
     assert vecs.shape == reference[1].shape
     assert _max_deviation(vecs, reference[1]) < 1e-4
