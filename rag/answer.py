@@ -122,7 +122,7 @@ _PERCENT_Q = re.compile(r"\b(percentage|percent|share|proportion|stake|portion|f
 _MONEY_Q = re.compile(
     r"\b(how much (money|did|does|do|has|have|had|is|was|will|would|could)\b.*\b(pay|paid|cost|invest|spend|spent|"
     r"earn|make|made|lose|lost|raise|raised|fund|worth|charge|sell|sold|buy|bought|price)|price|cost|revenue|"
-    r"valuation|worth|salary|budget|turnover|profit|loss|funding|investment|fine|bill|fee)\w*\b"
+    r"valuation|value|worth|salary|budget|turnover|profit|loss|funding|investment|fine|bill|fee)\w*\b"
 )
 _MONEY_SPAN = re.compile(r"[$£€¥]|\b(dollars?|pounds?|euros?|yuan|bn|mn|million|billion|trillion)\b|\d(bn|m)\b", re.I)
 _PERCENT_SPAN = re.compile(r"%|\bper ?cent\b|\b(half|third|quarter)\b", re.I)
@@ -314,6 +314,9 @@ class Reader:
         answer_text = text[a:b]
         features["is_span"] = float(kind == "span")
         confidence = confidence_from(features)
+        if qtype in _TYPE_REQUIRES_SPAN and kind != "span":
+            # Asked for a number, date, name or place and found none: a whole sentence is a guess.
+            confidence *= 0.5
         citations = self._citations(best, a, b, answer_text, kind, sentences)
         return {
             "answer": answer_text,
@@ -547,7 +550,7 @@ def _best_span(
             gap = abs(clause(p) - here)
             total += w * (1.0 if gap == 0 else 0.6 if gap == 1 else 0.3) / (1.0 + dist / 60.0)
         # The question's own verb or noun right next to the span ("appointed Peter Deng").
-        near = [w for p, w in positions if a - 15 <= p < a or b < p <= b + 3]
+        near = [w for p, w in positions if a - 15 <= p < a or b < p <= b + 15]
         if near:
             total += max(near)
         before = sentence[max(0, a - 40) : a]
