@@ -188,6 +188,23 @@ def test_pipeline_add_does_not_write_through_a_symlink(tmp_path, small_articles,
     assert any(s.file == "x.txt" and s.reason.startswith("refused") for s in report.skipped)
 
 
+def test_pipeline_add_of_a_file_in_place_and_onto_a_folder(tmp_path, small_articles, seeds_pipeline):
+    """Adding a file that already is in the articles folder is not an error (it was SameFileError);
+    a folder in the way of the copy is reported, not raised."""
+    articles = tmp_path / "articles"
+    shutil.copytree(small_articles, articles)
+    (articles / "002_e60743a29b84d78e.txt").chmod(0o644)
+    pipe = Pipeline(make_settings(articles_dir=articles, index_dir=tmp_path / "idx"), embedder=seeds_pipeline.embedder)
+    report = pipe.add([articles / "002_e60743a29b84d78e.txt"])
+    assert report.added == ["002_e60743a29b84d78e.txt"] and not report.skipped
+    (articles / "x.txt").mkdir()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x.txt").write_text(f"Quillon report\n{H.FACT_SENTENCE}\n")
+    report = pipe.add([src / "x.txt"])
+    assert any(s.file == "x.txt" and "cannot be copied" in s.reason for s in report.skipped), report.skipped
+
+
 def _cli(*args: str, env_extra: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, **(env_extra or {}))
     return subprocess.run(
