@@ -18,7 +18,7 @@ SEEDS_QA = ROOT / "eval" / "seeds_qa.jsonl"
 
 # "block.metric" -> minimum value on eval/seeds_qa.jsonl with the default settings (k=10).
 # Measured 2026-11-22 (hybrid + score fusion, threshold 0.40, torch-bf16 build, onnx queries): hit@1 .857,
-# hit@3 .952, hit@5 1.0, hit@10 1.0, mrr .911, ndcg@10 .895, em .619, f1 .680, contains .810, abstention f1 .788.
+# hit@3 .952, hit@5 1.0, hit@10 1.0, mrr .911, ndcg@10 .895, em .619, f1 .6798, contains .8095, abstention f1 .788.
 FLOORS: dict[str, float] = {
     "retrieval.hit@1": 0.85,
     "retrieval.hit@3": 0.95,
@@ -27,8 +27,8 @@ FLOORS: dict[str, float] = {
     "retrieval.mrr": 0.91,
     "retrieval.ndcg@10": 0.89,
     "answer.em": 0.61,
-    "answer.f1": 0.68,
-    "answer.contains": 0.81,
+    "answer.f1": 0.67,
+    "answer.contains": 0.80,
     "abstention.f1": 0.78,
 }
 
