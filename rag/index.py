@@ -98,6 +98,7 @@ class IndexData:
     faiss: object
     bm25: object
     file_to_id: dict[str, str] = field(default_factory=dict)
+    _rows_by_article: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     def info(self) -> IndexInfo:
         m = self.manifest
@@ -118,7 +119,10 @@ class IndexData:
 
     def article_vectors(self, article_id: str) -> tuple[list[Chunk], np.ndarray, list[np.ndarray]]:
         """Stored chunks and vectors of one article, for reuse by an incremental build."""
-        rows = [i for i, c in enumerate(self.chunks) if c.article_id == article_id]
+        if not self._rows_by_article:
+            for i, c in enumerate(self.chunks):
+                self._rows_by_article.setdefault(c.article_id, []).append(i)
+        rows = self._rows_by_article.get(article_id, [])
         return (
             [self.chunks[i] for i in rows],
             self.vectors[rows],

@@ -155,15 +155,9 @@ def ask(page, question: str) -> None:
     page.wait_for_timeout(400)
 
 
-# ui/app.py sets page_icon=":material/newspaper:", which Streamlit's frontend turns into a favicon
-# URL on fonts.gstatic.com. That is the app's own icon, not article content: it is checked on its
-# own in test_no_request_leaves_loopback_at_all (xfail until the icon is an emoji or a local file).
-FAVICON_PREFIX = "https://fonts.gstatic.com/s/i/short-term/release/materialsymbolsrounded/"
-
-
 def assert_nothing_injected(page) -> None:
     assert not page.dialogs, f"a dialog opened: {page.dialogs}"
-    outside = sorted({u for u in page.requests if not is_local(u) and not u.startswith(FAVICON_PREFIX)})
+    outside = sorted({u for u in page.requests if not is_local(u)})
     assert not outside, f"requests left 127.0.0.1: {outside}"
     assert page.locator(".katex, .katex-display, math").count() == 0, "LaTeX was rendered"
     main = page.locator('[data-testid="stMain"], section.main, [data-testid="stAppViewContainer"]').first
@@ -218,11 +212,6 @@ def test_hostile_question_is_shown_literally(page, server):
     assert_nothing_injected(page)
 
 
-@pytest.mark.xfail(
-    reason="ui/app.py: st.set_page_config(page_icon=':material/newspaper:') makes the browser fetch the "
-    "favicon from fonts.gstatic.com; fix: page_icon='📰' (Streamlit makes an emoji icon a data: SVG)",
-    strict=False,
-)
 def test_no_request_leaves_loopback_at_all(page, server):
     page.wait_for_timeout(1500)
     outside = sorted({u for u in page.requests if not is_local(u)})

@@ -31,7 +31,7 @@ USER_AVATAR = ":material/person:"
 BOT_AVATAR = ":material/newspaper:"
 STAGES = {"read": "Reading articles", "embed": "Embedding passages", "write": "Writing the index"}
 
-st.set_page_config(page_title="News Q&A", page_icon=":material/newspaper:", layout="centered")
+st.set_page_config(page_title="News Q&A", page_icon="📰", layout="centered")
 st.html(R.APP_CSS)
 
 

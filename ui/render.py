@@ -14,6 +14,8 @@ Safety rules (everything the articles, the user or a file name contribute is *te
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -357,8 +359,13 @@ def article_document(
             f'<header><div class="t">{esc(title)}</div>'
             f'<div class="f">{esc(file)} · {len(text):,} characters</div></header>'
         )
+    # Defence in depth behind the escaping: the frame may run only its own scroll script and
+    # inline styles, and may load nothing at all.
+    script_hash = base64.b64encode(hashlib.sha256(script[len("<script>") : -len("</script>")].encode()).digest()).decode()
+    csp = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'"
     return (
         "<!doctype html><html><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
         f"<style>{ARTICLE_CSS}</style></head><body{body_class}>{head}"
         f'<article>{body}</article>{script}</body></html>'
     )
