@@ -581,7 +581,7 @@ def bench_corpus(runner: Runner, corpus: str, articles: Path, qa: Path, tmp: Pat
                     rate_row(f"{key} encode_with_spans only", ours, med([x["cpu"] for x in enc]),
                              med([x["other_load"] for x in enc]))
                 bw = med([x["wall"] for x in b["builds"]])
-                rate_row(f"{key} full build" + ("" if key != "torch-bf16" else " (bf16: not default)"), bw,
+                rate_row(f"{key} full build" + ("" if key != "torch-bf16" else " (default on bf16 CPUs)"), bw,
                          med([x["cpu"] for x in b["builds"]]), med([x["other_load"] for x in b["builds"]]), ours, bw)
                 b["summary"] = {"build_wall": bw, "encode_ours": ours, "encode_ours_source": "separate runs" if enc else
                                 "embed stage of the build", "ratio_st": st_wall / bw if st_wall else None,
