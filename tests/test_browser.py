@@ -8,27 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
+from .browser_support import (
+    CHAT, CHROMIUM, CHROMIUM_ARGS, MISSING_CHROMIUM, MSG, SHOTS, ask, start_streamlit, stop_streamlit,
+)
+from .conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = ROOT / "test-output" / "browser"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-CHAT = '[data-testid="stChatInput"] textarea'
-MSG = '[data-testid="stChatMessage"]'
+pytestmark = pytest.mark.browser
 
 HOSTILE_ARTICLE = """Evil $title$ with **stars** and <b>tags</b>
 
@@ -39,17 +27,10 @@ Math: $$x^2$$ and \\(y\\) and :red[red text] and :smile: and `code` and ~~strike
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, request):
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium (`make chromium`, "
-                    "or apt-get install -y chromium) to run the browser tests")
+        pytest.fail(MISSING_CHROMIUM)
     from rag.config import Settings
     from rag.pipeline import Pipeline
 
@@ -59,40 +40,11 @@ def server(tmp_path_factory, request):
     index = tmp / "index"
     Pipeline(Settings(articles_dir=articles, index_dir=index)).build()  # startup stays fast
 
-    port = free_port()
-    env = dict(os.environ, RAG_INDEX_DIR=str(index), RAG_ARTICLES_DIR=str(articles))
-    log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "ui/app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-
-    def stop():
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        log.close()
-
-    request.addfinalizer(stop)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{(tmp / 'server.log').read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200 and r.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if time.time() > deadline:
-            pytest.fail(f"streamlit not healthy after 120 s:\n{(tmp / 'server.log').read_text()}")
-        time.sleep(0.3)
+    try:
+        proc, url = start_streamlit(articles, index, tmp / "server.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    request.addfinalizer(lambda: stop_streamlit(proc))
     return {"url": url, "articles": articles, "tmp": tmp, "log": tmp / "server.log"}
 
 
@@ -118,26 +70,6 @@ def page(browser, server):
     pg.wait_for_selector(CHAT, timeout=120_000)  # model + index load on the first visit
     yield pg
     context.close()
-
-
-def ask(page, question: str) -> float:
-    """Type a question, press Enter, wait until its answer is complete; return the seconds."""
-    n = page.locator(".rag-footer").count()
-    t0 = time.perf_counter()
-    page.locator(CHAT).fill(question)
-    page.keyboard.press("Enter")
-    page.wait_for_function(
-        """([sel, n]) => {
-            const msgs = document.querySelectorAll(sel);
-            const last = msgs[msgs.length - 1];
-            return document.querySelectorAll('.rag-footer').length > n && last && last.querySelector('.rag-footer');
-        }""",
-        arg=[MSG, n],
-        timeout=60_000,
-    )
-    seconds = time.perf_counter() - t0
-    page.wait_for_timeout(300)  # let the rerun settle (stale elements cleared)
-    return seconds
 
 
 def last_message(page):

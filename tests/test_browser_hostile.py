@@ -7,13 +7,8 @@ the citation and the full-article view. Screenshot: test-output/browser/hostile.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -21,74 +16,16 @@ from pathlib import Path
 import pytest
 
 from . import hostile_fixtures as H
+from .browser_support import CHAT, CHROMIUM, CHROMIUM_ARGS, MSG, SHOTS, is_local, start_streamlit, stop_streamlit
+from .browser_support import ask as _ask
 from .conftest import ROOT, SEEDS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = ROOT / "test-output" / "browser"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-CHAT = '[data-testid="stChatInput"] textarea'
-MSG = '[data-testid="stChatMessage"]'
 HOSTILE_FILE = "quillon <img src=x onerror=alert('xss-name')>.txt"
 HOSTILE_QUESTION = "<img src=x onerror=alert('xss-q')> $x^2$ :red[q] **q** ![q](http://evil.example/q.png)"
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 MAX_UPLOADS = 3  # RAG_MAX_UPLOAD_FILES for the server under test
 MAX_BYTES = 30_000  # RAG_MAX_FILE_BYTES (every seed is smaller); Streamlit's own limit rounds up to 1 MB
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_streamlit(
-    articles: Path, index: Path, log_path: Path, env_extra: dict | None = None
-) -> tuple[subprocess.Popen, str]:
-    """`streamlit run ui/app.py` on 127.0.0.1 (a free port) over the given folders; waits until healthy."""
-    port = free_port()
-    env = dict(os.environ, RAG_INDEX_DIR=str(index), RAG_ARTICLES_DIR=str(articles), **(env_extra or {}))
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "ui/app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200 and r.read().strip() == b"ok":
-                    return proc, url
-        except OSError:
-            pass
-        if time.time() > deadline:
-            stop_streamlit(proc)
-            raise RuntimeError(f"streamlit not healthy after 120 s:\n{log_path.read_text()}")
-        time.sleep(0.3)
-
-
-def stop_streamlit(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-def is_local(url: str) -> bool:
-    u = urllib.parse.urlsplit(url)
-    return u.scheme in ("data", "blob", "about") or (u.hostname or "") in LOCAL_HOSTS
 
 
 @pytest.fixture(scope="module")
@@ -140,19 +77,7 @@ def page(server):
 
 
 def ask(page, question: str) -> None:
-    n = page.locator(".rag-footer").count()
-    page.locator(CHAT).fill(question)
-    page.keyboard.press("Enter")
-    page.wait_for_function(
-        """([sel, n]) => {
-            const msgs = document.querySelectorAll(sel);
-            const last = msgs[msgs.length - 1];
-            return document.querySelectorAll('.rag-footer').length > n && last && last.querySelector('.rag-footer');
-        }""",
-        arg=[MSG, n],
-        timeout=90_000,
-    )
-    page.wait_for_timeout(400)
+    _ask(page, question, timeout_ms=90_000, settle_ms=400)
 
 
 def assert_nothing_injected(page) -> None:

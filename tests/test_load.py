@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ import pytest
 from rag.pipeline import resolve_followup
 
 from .conftest import ROOT, SEEDS
-from .test_browser_hostile import CHAT, CHROMIUM, CHROMIUM_ARGS, MSG, is_local, start_streamlit, stop_streamlit
+from .browser_support import CHAT, CHROMIUM, CHROMIUM_ARGS, MSG, is_local, start_streamlit, stop_streamlit
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
