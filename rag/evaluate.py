@@ -653,7 +653,6 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
 
 def summary_table(report: dict):
     """A compact rich table of the headline numbers (one row per metric group; fits 80 columns)."""
-    from rich import box
     from rich.table import Table
 
     ret, ans, ab, lat = report["retrieval"], report["answer"], report["abstention"], report["latency_ms"]

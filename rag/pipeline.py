@@ -19,11 +19,11 @@ from .answer import Reader, source_counts
 from .chunk import chunk_article
 from .config import Settings
 from .embed import Embedder, load_embedder
-from .errors import IndexIncompatibleError, IndexCorruptError, IngestError, RagError
+from .errors import IndexCorruptError, IndexIncompatibleError, IngestError
 from .index import FORMAT_VERSION, IndexData, IndexStore, now_iso
 from .ingest import load_folder
 from .retrieve import retrieve
-from .types import Answer, Article, BuildReport, Chunk, Skipped
+from .types import Answer, BuildReport, Chunk, Skipped
 
 # progress(stage, done, total): stages are "read", "embed", "write".
 Progress = Callable[[str, int, int], None]
@@ -446,4 +446,4 @@ class Pipeline:
         )
 
 
-__all__ = ["Pipeline", "resolve_followup", "RagError", "Article"]
+__all__ = ["Pipeline", "resolve_followup"]

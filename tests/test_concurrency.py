@@ -10,9 +10,7 @@ import json
 import threading
 import time
 import traceback
-from pathlib import Path
 
-import pytest
 
 from rag.pipeline import Pipeline
 
