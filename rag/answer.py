@@ -159,10 +159,10 @@ def question_type(question: str) -> str:
     """The answer type asked for, from the wh-cue that comes first in the question."""
     q = question.lower()
     found = []
-    for name, rule in _TYPE_RULES:
+    for order, (name, rule) in enumerate(_TYPE_RULES):
         m = rule.search(q)
         if m:
-            found.append((m.start(), _TYPE_RULES.index((name, rule)), name))
+            found.append((m.start(), order, name))
     return min(found)[2] if found else "other"
 
 
@@ -219,6 +219,7 @@ class Reader:
         self.data = data
         self._df = self._document_frequencies(data)
         self._n = max(1, len(data.chunks))
+        self._row_of = {c.id: i for i, c in enumerate(data.chunks)}
 
     @staticmethod
     def _document_frequencies(data: IndexData) -> dict[str, int]:
@@ -239,7 +240,8 @@ class Reader:
         df = self._df.get(term, 0)
         return math.log(1 + (self._n - df + 0.5) / (df + 0.5))
 
-    def read(self, question: str, query: str, qvec: np.ndarray, hits: list[Hit], threshold: float) -> dict:
+    def read(self, question: str, query: str, qvec: np.ndarray, hits: list[Hit]) -> dict:
+        """The best answer candidate with its confidence; the caller applies the threshold."""
         qtype = question_type(question)
         terms = [t for t in dict.fromkeys(query_terms(query)) if t not in _question_stems()]
         weights = {t: self.idf(t) for t in terms}
@@ -250,10 +252,9 @@ class Reader:
         kind = number_kind(question) if qtype == "number" else "any"
 
         sentences: list[_Sentence] = []
-        row_of = {c.id: i for i, c in enumerate(self.data.chunks)} if hits else {}
         texts: list[str] = []
         for hit in hits:
-            row = row_of[hit.chunk.id]
+            row = self._row_of[hit.chunk.id]
             vecs = self.data.chunk_sentence_vectors(row)
             text = self.data.articles[hit.chunk.article_id].text
             for (s, e), vec in zip(hit.chunk.sentences, vecs):

@@ -416,7 +416,7 @@ class Pipeline:
             dedup_threshold=s.dedup_threshold,
         )
         t3 = time.perf_counter()
-        result = reader.read(clean, query, qvec, hits, threshold)
+        result = reader.read(clean, query, qvec, hits)
         t4 = time.perf_counter()
         confidence = float(min(1.0, max(0.0, result["confidence"])))
         abstained = result["answer"] is None or confidence < threshold
