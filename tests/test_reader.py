@@ -1,0 +1,79 @@
+"""The reader's question analysis and span choice, on sentences like those in news articles.
+
+Pure logic (no model, no index): what the question asks for, which spans of a sentence can
+answer it, and which of them is chosen. The end-to-end effect is measured by tests/test_eval.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer import _SPAN_PATTERNS, _best_span, _spans, _surface_words, number_kind, question_type
+from rag.retrieve import query_terms
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("What is the name of OpenAI's for-profit entity with a profit cap?", "name"),
+        ("What was the name of the company's first product?", "name"),
+        ("What is the revenue of OpenAI?", "number"),
+        ("How much did Microsoft invest?", "number"),
+        ("Who is the CEO of OpenAI?", "who"),
+        ("When was the article published?", "date"),
+        ("Where did they first meet?", "where"),
+        ("Why did Microsoft invest?", "reason"),
+    ],
+)
+def test_question_type(question, expected):
+    assert question_type(question) == expected
+
+
+def _candidates(question: str, sentence: str) -> list[str]:
+    qtype = question_type(question)
+    kind = number_kind(question) if qtype == "number" else "any"
+    spans = _spans(_SPAN_PATTERNS[qtype], sentence, _surface_words(question), qtype, kind)
+    return [sentence[a:b] for a, b in spans]
+
+
+def test_a_day_of_the_month_is_not_a_count():
+    q = "On how many UK screens did the film open?"
+    assert _candidates(q, "The film opens in the UK on 21 January.") == []
+    assert _candidates(q, "It will go on sale from January 22.") == []
+    assert _candidates(q, "The film opened on 21 screens in the UK.") == ["21"]
+
+
+def test_a_year_is_not_a_count():
+    assert _candidates("How many soldiers fought?", "The film is set against the mutiny of 1857.") == []
+
+
+def test_money_needs_a_currency():
+    q = "How much money did IBM spend building the grid?"
+    assert _candidates(q, "It linked together more than two million volunteers.") == []
+    assert _candidates(q, "IBM is spending $100m (£52m) over the next three years.") == ["$100m", "£52m"]
+    assert _candidates(q, "It cost 10 billion U.S. dollars.") != []
+
+
+def _choose(question: str, sentence: str) -> str:
+    qtype = question_type(question)
+    kind = number_kind(question) if qtype == "number" else "any"
+    spans = _spans(_SPAN_PATTERNS[qtype], sentence, _surface_words(question), qtype, kind)
+    weights = {t: 1.0 for t in query_terms(question)}
+    a, b = _best_span(spans, sentence, weights, weights, qtype)
+    return sentence[a:b]
+
+
+def test_a_repeated_question_term_counts_once():
+    # "director" occurs twice; each copy must not add up for the name between them.
+    q = "Who did OpenAI appoint as Vice President of Consumer Products?"
+    s = (
+        "OpenAI appointed Peter Deng, a well-known product manager at Facebook, as Vice President of "
+        "Consumer Products, responsible for ChatGPT's product, design, and engineering teams."
+    )
+    assert _choose(q, s) == "Peter Deng"
+
+
+def test_the_span_next_to_the_question_terms_wins():
+    q = "What is Microsoft's market value today?"
+    s = "Microsoft's market value rose from $1.79 trillion at the end of 2022 to today's $2.48 trillion."
+    assert _choose(q, s) == "$2.48 trillion"
