@@ -228,6 +228,26 @@ class Reader:
         self._df = self._document_frequencies(data)
         self._n = max(1, len(data.chunks))
         self._row_of = {c.id: i for i, c in enumerate(data.chunks)}
+        # Per chunk row, filled on first use: its sentences' stems and its own terms. Tokenizing
+        # them again on every question cost more than the search itself.
+        self._sentence_stems: dict[int, list[frozenset[str]]] = {}
+        self._chunk_terms: dict[int, frozenset[str]] = {}
+
+    def sentence_stems(self, row: int) -> list[frozenset[str]]:
+        stems = self._sentence_stems.get(row)
+        if stems is None:
+            chunk = self.data.chunks[row]
+            text = self.data.articles[chunk.article_id].text
+            sents = [text[s:e] for s, e in chunk.sentences]
+            stems = [frozenset(t) for t in bm25_tokenize(sents)] if sents else []
+            self._sentence_stems[row] = stems
+        return stems
+
+    def chunk_terms(self, row: int) -> frozenset[str]:
+        terms = self._chunk_terms.get(row)
+        if terms is None:
+            terms = self._chunk_terms[row] = frozenset(query_terms(self.data.chunks[row].text))
+        return terms
 
     @staticmethod
     def _document_frequencies(data: IndexData) -> dict[str, int]:
@@ -260,18 +280,14 @@ class Reader:
         kind = number_kind(question) if qtype == "number" else "any"
 
         sentences: list[_Sentence] = []
-        texts: list[str] = []
         for hit in hits:
             row = self._row_of[hit.chunk.id]
             vecs = self.data.chunk_sentence_vectors(row)
             text = self.data.articles[hit.chunk.article_id].text
-            for (s, e), vec in zip(hit.chunk.sentences, vecs):
-                texts.append(text[s:e])
-                spans = _spans(pattern, texts[-1], qwords, qtype, kind) if pattern else []
-                sentences.append(_Sentence(hit, s, e, float(vec @ qvec), 0.0, spans))
-        for sent, stems in zip(sentences, bm25_tokenize(texts) if texts else []):
-            present = set(stems)
-            sent.coverage = sum(w for t, w in weights.items() if t in present) / total
+            for (s, e), vec, present in zip(hit.chunk.sentences, vecs, self.sentence_stems(row)):
+                spans = _spans(pattern, text[s:e], qwords, qtype, kind) if pattern else []
+                coverage = sum(w for t, w in weights.items() if t in present) / total
+                sentences.append(_Sentence(hit, s, e, float(vec @ qvec), coverage, spans))
         if not sentences:
             return {"answer": None, "confidence": 0.0, "kind": "none", "qtype": qtype, "citations": []}
 
@@ -299,7 +315,7 @@ class Reader:
         # The chosen sentence against the best-covered one: an unanswerable question often has
         # its asked-for type in one sentence and its key term in another.
         features["cov_ratio"] = best.coverage / max(max(x.coverage for x in sentences), 1e-9)
-        chunk_terms = set(query_terms(best.hit.chunk.text))
+        chunk_terms = self.chunk_terms(self._row_of[best.hit.chunk.id])
         top_idf = math.log(1 + (self._n + 0.5) / 0.5)
         missing = [w for t, w in weights.items() if t not in chunk_terms]
         features["chunk_coverage"] = 1.0 - sum(missing) / total

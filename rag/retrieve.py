@@ -5,6 +5,8 @@ All functions are pure over a loaded ``IndexData``; they return chunk rows and s
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .index import IndexData, bm25_tokenize
@@ -23,7 +25,13 @@ def dense_search(data: IndexData, qvec: np.ndarray, n: int) -> Ranked:
 
 def query_terms(query: str) -> list[str]:
     """The query's BM25 terms (stemmed, stop words removed)."""
-    return bm25_tokenize([query])[0]
+    return list(_query_terms(query))
+
+
+@lru_cache(maxsize=4096)
+def _query_terms(query: str) -> tuple[str, ...]:
+    # One ask tokenizes the question and a few spans several times; bm25s.tokenize costs ~1 ms a call.
+    return tuple(bm25_tokenize([query])[0])
 
 
 def bm25_search(data: IndexData, query: str, n: int) -> Ranked:
@@ -73,14 +81,17 @@ def fold_duplicates(order: list[int], vectors: np.ndarray, threshold: float, lim
     """Walk rows best-first; a row whose vector has cosine >= threshold with a kept row is
     folded into it (returned as its duplicate) instead of taking a place of its own."""
     kept: list[tuple[int, list[int]]] = []
+    kept_vecs = np.empty((max(limit, 1), vectors.shape[1]), dtype=vectors.dtype)  # the kept rows' vectors
     for row in order:
+        vec = vectors[row]
         if kept:
-            sims = vectors[[k for k, _ in kept]] @ vectors[row]
-            best = int(np.argmax(sims))
+            sims = kept_vecs[: len(kept)] @ vec
+            best = int(sims.argmax())
             if sims[best] >= threshold:
                 kept[best][1].append(row)
                 continue
         if len(kept) < limit:
+            kept_vecs[len(kept)] = vec
             kept.append((row, []))
     return kept
 
