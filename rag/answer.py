@@ -47,7 +47,7 @@ _TYPE_RULES: list[tuple[str, re.Pattern]] = [
             r"amount|number|price|value|sum|figure|valuation|revenue|profit|loss|rank|cap|cut|slice|fraction|multiple)|"
             r"at what (price|valuation)|by how much|what portion|"
             r"what (is|was|are|were) .{0,40}\b(valuation|revenue|price|cost|value|worth|budget|salary|population|"
-            r"profit|loss|share|stake|percentage|turnover|sales))\b"
+            r"profit|loss|share|stake|percentage|turnover|sales|attendance|turnout|crowd|fee|fine|wage|rate))\b"
         ),
     ),
     ("who", re.compile(r"\b(who|whom|whose)\b")),
@@ -494,8 +494,10 @@ def _spans(
                           r"approximately|roughly|some|only|just)\s+", "", span, flags=re.I)
             if re.fullmatch(r"(?:1[5-9]|20)\d\d", core) or core.lower() in qwords:
                 continue
-            if a >= 2 and sentence[a - 1] == "-" and sentence[a - 2].isalpha():
-                continue  # part of a name: "GPT-4"
+            if a >= 2 and sentence[a - 1] == "-" and sentence[a - 2].isalnum():
+                continue  # part of a name or a score: "GPT-4", "3-0"
+            if sentence[b : b + 1] == "-" and sentence[b + 1 : b + 2].isdigit():
+                continue  # a score or a season: "3-0", "2004-05"
             if _DAY_OF_MONTH_AFTER.match(sentence, b) or _DAY_OF_MONTH_BEFORE.search(sentence[max(0, a - 12) : a]):
                 continue  # a day of a month is a date, not an amount: "on 21 January", "May 3"
             if kind == "percent" and not _PERCENT_SPAN.search(span):

@@ -77,3 +77,13 @@ def test_the_span_next_to_the_question_terms_wins():
     q = "What is Microsoft's market value today?"
     s = "Microsoft's market value rose from $1.79 trillion at the end of 2022 to today's $2.48 trillion."
     assert _choose(q, s) == "$2.48 trillion"
+
+
+def test_a_score_or_season_is_not_a_count():
+    q = "How many goals did Tottenham score?"
+    assert _candidates(q, "Tottenham won 3-0 in the 2004-05 season.") == []
+    assert _candidates(q, "Tottenham scored 3 goals.") == ["3"]
+
+
+def test_attendance_asks_for_a_number():
+    assert question_type("What was the attendance at the final?") == "number"
