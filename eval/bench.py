@@ -18,7 +18,7 @@ Sections (see the README of the issue this answers):
    their speed.
 3. **ask**: warm ``Pipeline.ask`` p50/p95 and the ``timings_ms`` breakdown next to the time to
    embed one query; targets p50 <= 3x (seeds) / 5x (BBC) one query embedding.
-4. **faiss**: synthetic clustered vectors (mixture of Gaussians on the sphere), flat vs HNSW:
+4. **faiss**: synthetic clustered vectors (mixture of Gaussians on the sphere), flat vs HNSW vs IVF:
    build time, bytes, single-query p50, recall@10 vs exact on 200 queries.
 5. **memory**: peak RSS (VmHWM) of a build process and of a serving process (load + 50 asks).
 6. **cold**: process start -> first answer on the seeds per backend, and ``import torch`` alone;
@@ -437,6 +437,20 @@ def worker_faiss(p: dict) -> dict:
                          "build_s": m.wall, "bytes": nbytes, "recall@10": recall(index), "p50_ms": single_query_ms(index),
                          "other_load": m.other})
         del index
+    # IVF-Flat, what rag build uses above 300k vectors (rag/index.py: build_faiss).
+    nlist = max(1, min(n // 40, int(4 * np.sqrt(n))))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    with Meter() as m:
+        index.train(xb[np.sort(rng.choice(n, min(n, 40 * nlist), replace=False))])
+        index.add(xb)
+    nbytes = int(faiss.serialize_index(index).nbytes)
+    print(f"  ivf nlist={nlist}: built in {m.wall:.1f}s", file=sys.stderr, flush=True)
+    for nprobe in p.get("nprobe", [16, 32, 64]):
+        index.nprobe = min(nprobe, nlist)
+        rows.append({"index": "ivf", "n": n, "params": f"nlist={nlist} nprobe={nprobe}", "nlist": nlist, "nprobe": nprobe,
+                     "build_s": m.wall, "bytes": nbytes, "recall@10": recall(index), "p50_ms": single_query_ms(index),
+                     "other_load": m.other})
+    del index
     return {
         "n": n, "dim": d, "queries": nq, "generate_s": gen, "omp_threads": threads,
         "data": f"mixture of {len(centers)} Gaussians on the unit sphere (Zipf-weighted, sigma 1/sqrt(d) per "
@@ -712,7 +726,7 @@ def bench_faiss(runner: Runner, report: dict, quick: bool, n: int | None = None)
     p = {"n": n, "dim": 384, "queries": 200, "flat_sizes": [10_000, 20_000, 30_000, 100_000, 300_000],
          "hnsw": [[32, 80]] if not quick else [[16, 80], [32, 80]], "ef_search": [64, 128, 256],
          "query_threads": [1, 2]}
-    r = runner.run("faiss", p, f"faiss: {n:,} synthetic clustered vectors, flat vs HNSW", timeout=3000)
+    r = runner.run("faiss", p, f"faiss: {n:,} synthetic clustered vectors, flat vs HNSW vs IVF", timeout=3000)
     report["faiss"] = r
     if not r:
         return

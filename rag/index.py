@@ -8,7 +8,7 @@ Layout::
         manifest.json         format, model, dimension, chunking, articles (ids, hashes), build time
         articles.jsonl        cleaned article texts (all offsets point into them)
         chunks.jsonl          chunk records with offsets and sentence spans
-        faiss.index           chunk vectors (flat or HNSW by size)
+        faiss.index           chunk vectors (flat, HNSW or IVF by size: build_faiss)
         sentences.npy         one vector per sentence of each chunk, for the reader
         bm25/                 bm25s index of the chunk texts
       .build-*/               a build in progress (removed by the next build if it died)
@@ -58,29 +58,48 @@ def _stemmer():
     return _STEMMER
 
 
-def choose_faiss(n: int, dim: int, exact_max: int):
-    """The FAISS index for ``n`` vectors: exact (flat) up to ``exact_max``, HNSW above.
+HNSW_MAX = 300_000  # above this many vectors, IVF (see build_faiss)
 
-    Rule, from ``python -m eval.bench`` (synthetic clustered 384-d vectors, 2-core CPU, 200
-    queries, recall@10 against exact search):
+
+def build_faiss(vectors: np.ndarray, dim: int, exact_max: int, hnsw_max: int | None = None):
+    """The FAISS index over ``vectors``, chosen by their number ``n``; returns (index, kind).
+
+    Rule, from ``python -m eval.bench`` and the 300k/1M runs quoted in the README (synthetic
+    clustered 384-d vectors, 2-core CPU, 200 queries, recall@10 against exact search):
 
     * Flat search reads every vector for every query: its single-query p50 grows linearly,
       about 2-4 ms at 10-20k vectors and 15-30 ms at 100k, which alone would exceed the 20 ms
       answer budget. So flat is used only up to ``exact_max`` (setting ``exact_search_max``,
       20,000 by default, about 30 MB of vectors), where it costs a few ms and is exact.
-    * Above that, HNSW with M=32 (efConstruction 80): recall@10 >= 0.99 at efSearch 128 up to
-      a few hundred thousand vectors (0.999 at 100k, ~0.4 ms per query); above 300k vectors
-      efSearch is raised to 256 as a precaution for the larger graph (the 1M-vector HNSW build
-      did not finish in 13 min on the shared 2-core machine, so above 300k it is unmeasured).
+    * Up to ``hnsw_max`` (300k), HNSW with M=32, efConstruction 80: recall@10 0.999 at 100k with
+      efSearch 128 (~0.4 ms); at 300k efSearch 128 gave 0.9895, so above 100k it is 256 (0.992,
+      ~0.9 ms). Build: 182 s at 300k.
+    * Above that, HNSW stops reaching 0.99: at 1M it gave 0.989 at efSearch 256 and 0.990 at
+      768 (3.5 ms) after a 648 s build. IVF-Flat with about 4 * sqrt(n) lists (4,000 at 1M),
+      trained on at most 40 vectors per list, searching 32 lists: recall@10 1.000 at 1.5 ms
+      (0.999 with 16 lists), built in 102 s.
     """
     import faiss
 
+    n = len(vectors)
+    hnsw_max = HNSW_MAX if hnsw_max is None else hnsw_max
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
     if n <= exact_max:
-        return faiss.IndexFlatIP(dim), "flat"
-    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 80
-    index.hnsw.efSearch = 128 if n <= 300_000 else 256
-    return index, "hnsw32"
+        index, kind = faiss.IndexFlatIP(dim), "flat"
+    elif n <= hnsw_max:
+        index, kind = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT), "hnsw32"
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128 if n <= 100_000 else 256
+    else:
+        nlist = max(1, min(n // 40, int(4 * np.sqrt(n))))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(n, min(n, 40 * nlist), replace=False)
+        index.train(x[np.sort(sample)])
+        index.nprobe = min(32, nlist)
+        kind = f"ivf{nlist}"
+    if n:
+        index.add(x)
+    return index, kind
 
 
 @dataclass
@@ -193,6 +212,8 @@ class IndexStore:
                 articles[a.id] = a
             chunks = [Chunk.model_validate_json(line) for line in (vdir / "chunks.jsonl").read_text("utf-8").splitlines()]
             index = faiss.read_index(str(vdir / "faiss.index"))
+            if isinstance(index, faiss.IndexIVF):
+                index.make_direct_map()  # so that stored vectors can be read back by row
             vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, manifest["dimension"]), np.float32)
             sent_vectors = np.load(vdir / "sentences.npy")
             bm25 = bm25s.BM25.load(str(vdir / "bm25"), show_progress=False) if chunks else None
@@ -263,9 +284,7 @@ class IndexStore:
         tmp = self.root / f".build-{version}"
         tmp.mkdir()
         dim = manifest["dimension"]
-        index, kind = choose_faiss(len(chunks), dim, exact_max)
-        if len(chunks):
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index, kind = build_faiss(vectors.reshape(len(chunks), dim), dim, exact_max)
         faiss.write_index(index, str(tmp / "faiss.index"))
         np.save(tmp / "sentences.npy", np.ascontiguousarray(sent_vectors, dtype=np.float32))
         if chunks:
