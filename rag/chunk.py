@@ -73,13 +73,19 @@ def _trim(text: str, s: int, e: int) -> Span:
     return s, e
 
 
-def _cut_long(text: str, span: Span, max_tokens: int, enc) -> list[Span]:
-    """Cut one over-long sentence into pieces of at most ``max_tokens`` tokens, at spaces where possible."""
+def _cut_long(text: str, span: Span, max_tokens: int, enc, counts: list[int] | None = None) -> list[Span]:
+    """Cut one over-long sentence into pieces of at most ``max_tokens`` tokens, at spaces where possible.
+
+    When ``counts`` is given, the token count of a sentence that fits is appended to it (the
+    caller needs it, and it has just been computed).
+    """
     import bisect
 
     s, e = span
     tokens = enc.encode_ordinary(text[s:e])
     if len(tokens) <= max_tokens:
+        if counts is not None:
+            counts.append(len(tokens))
         return [span]
     _, offsets = enc.decode_with_offsets(tokens)
     starts = [s + o for o in offsets]
@@ -138,12 +144,17 @@ def chunk_article(
     enc = get_encoding(encoding)
     text = article.text
     sentences: list[Span] = []
+    counts: list[int] = []
     for span in split_sentences(text):
-        sentences.extend(_cut_long(text, span, chunk_tokens, enc))
+        pieces = _cut_long(text, span, chunk_tokens, enc, counts)
+        sentences.extend(pieces)
+        if len(pieces) > 1 or len(counts) < len(sentences):
+            # A cut sentence: count its pieces (one call per piece: encode_ordinary_batch starts
+            # a thread pool on every call, 9-14 s on BBC). Whole sentences were counted by _cut_long.
+            del counts[len(sentences) - len(pieces) :]
+            counts.extend(len(enc.encode_ordinary(text[a:b])) for a, b in pieces)
     if not sentences:
         return []
-    # One call per sentence: encode_ordinary_batch starts a thread pool on every call (9-14 s on BBC).
-    counts = [len(enc.encode_ordinary(text[s:e])) for s, e in sentences]
     groups = _pack(counts, chunk_tokens, chunk_overlap)
 
     if count_pieces is not None and max_pieces is not None:

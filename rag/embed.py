@@ -114,7 +114,7 @@ class _Tokens:
 
     def __init__(self, enc):
         self.ids = np.asarray(enc.ids, dtype=np.int64)
-        self.starts = np.fromiter((o[0] for o in enc.offsets), dtype=np.int32, count=len(self.ids))
+        self.starts = np.array([o for o, _ in enc.offsets], dtype=np.int32)
         self.special = np.asarray(enc.special_tokens_mask, dtype=bool)
 
     def __len__(self) -> int:
