@@ -121,6 +121,23 @@ class _Tokens:
         return len(self.ids)
 
 
+def _encode_split(tokenizer, texts: list[str], parts: int = 2, min_part: int = 256) -> list:
+    """``tokenizer.encode_batch`` over large lists in ``parts`` threads (it releases the GIL).
+
+    The tokenizers' own thread pool is off (TOKENIZERS_PARALLELISM=false, fork safety). BBC's
+    6,902 chunks: 2.7-2.8 s in one call, 1.7-1.9 s in two threads.
+    """
+    parts = max(1, min(parts, os.cpu_count() or 1, len(texts) // min_part))
+    if parts <= 1:
+        return tokenizer.encode_batch(texts)
+    from concurrent.futures import ThreadPoolExecutor
+
+    step = -(-len(texts) // parts)
+    with ThreadPoolExecutor(parts) as pool:
+        done = pool.map(tokenizer.encode_batch, [texts[i : i + step] for i in range(0, len(texts), step)])
+        return [e for part in done for e in part]
+
+
 class _Base:
     """Tokenization, batching, pooling; subclasses provide ``_forward``."""
 
@@ -168,7 +185,7 @@ class _Base:
         embeds it.
         """
         texts = list(texts)
-        encs = self._counter.encode_batch(texts)
+        encs = _encode_split(self._counter, texts)
         counts = [len(e.ids) for e in encs]
         keep = [(t, _Tokens(e)) for t, e, n in zip(texts, encs, counts) if n <= self.max_pieces]
         with self._cache_lock:

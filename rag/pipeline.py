@@ -17,7 +17,7 @@ import numpy as np
 
 from . import __version__
 from .answer import Reader, source_counts
-from .chunk import chunk_article
+from .chunk import chunk_articles
 from .config import Settings
 from .embed import Embedder, load_embedder
 from .errors import IndexCorruptError, IndexIncompatibleError, IngestError
@@ -217,9 +217,9 @@ class Pipeline:
             # Only removals: nothing to chunk or embed, so the model is not loaded.
             embedder = self.build_embedder if new_articles else None
             new_chunks: dict[str, list[Chunk]] = {}
-            for a in new_articles:
-                new_chunks[a.id] = chunk_article(
-                    a,
+            if new_articles:
+                new_chunks = chunk_articles(
+                    new_articles,
                     chunk_tokens=s.chunk_tokens,
                     chunk_overlap=s.chunk_overlap,
                     encoding=s.tiktoken_encoding,
