@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     )
     embed_precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
-        description="Torch matrix precision: 'auto' uses bfloat16 on CPUs with AMX/AVX512-BF16 (about 3x faster, "
-        "cosine >= 0.9999 to fp32), else fp32.",
+        description="Torch precision: 'auto' runs the model in bfloat16 on CPUs with AMX/AVX512-BF16 (several "
+        "times faster, cosine >= 0.9999 to fp32), else fp32.",
     )
     embed_batch_size: int = Field(32, gt=0)
     onnx_int8: bool = Field(False, description="Quantize the ONNX export to int8 (lossy; off by default).")

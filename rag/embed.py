@@ -20,8 +20,9 @@ Build-time details (measured by ``python -m eval.bench``):
 * The ONNX export runs the transformer with eager attention and fuses it with onnxruntime's
   transformer optimizer (Attention, SkipLayerNorm, BiasGelu, EmbedLayerNorm), checked against
   the unfused graph before it is kept: same vectors, about 15% less CPU.
-* ``TorchEmbedder(precision="bf16")`` runs the matrix products in bfloat16 (autocast); on CPUs
-  with AMX / AVX512-BF16 it is about 3x faster than float32, vectors within 1e-4 cosine.
+* ``TorchEmbedder(precision="bf16")`` holds the weights and activations in bfloat16; on CPUs
+  with AMX / AVX512-BF16 it is several times faster than float32, vectors within 1e-4 cosine.
+* Torch builds run whole batches on one worker thread per core (``TorchEmbedder._run_batches``).
 """
 
 from __future__ import annotations
@@ -113,11 +114,28 @@ class _Tokens:
 
     def __init__(self, enc):
         self.ids = np.asarray(enc.ids, dtype=np.int64)
-        self.starts = np.fromiter((o[0] for o in enc.offsets), dtype=np.int32, count=len(self.ids))
+        self.starts = np.array([o for o, _ in enc.offsets], dtype=np.int32)
         self.special = np.asarray(enc.special_tokens_mask, dtype=bool)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def _encode_split(tokenizer, texts: list[str], parts: int = 2, min_part: int = 256) -> list:
+    """``tokenizer.encode_batch`` over large lists in ``parts`` threads (it releases the GIL).
+
+    The tokenizers' own thread pool is off (TOKENIZERS_PARALLELISM=false, fork safety). BBC's
+    6,902 chunks: 2.7-2.8 s in one call, 1.7-1.9 s in two threads.
+    """
+    parts = max(1, min(parts, os.cpu_count() or 1, len(texts) // min_part))
+    if parts <= 1:
+        return tokenizer.encode_batch(texts)
+    from concurrent.futures import ThreadPoolExecutor
+
+    step = -(-len(texts) // parts)
+    with ThreadPoolExecutor(parts) as pool:
+        done = pool.map(tokenizer.encode_batch, [texts[i : i + step] for i in range(0, len(texts), step)])
+        return [e for part in done for e in part]
 
 
 class _Base:
@@ -167,7 +185,7 @@ class _Base:
         embeds it.
         """
         texts = list(texts)
-        encs = self._counter.encode_batch(texts)
+        encs = _encode_split(self._counter, texts)
         counts = [len(e.ids) for e in encs]
         keep = [(t, _Tokens(e)) for t, e, n in zip(texts, encs, counts) if n <= self.max_pieces]
         with self._cache_lock:
@@ -208,22 +226,31 @@ class _Base:
         encodings = self._encode_batch(texts)
         # Longest first, so that each batch pads little (as sentence-transformers does).
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i]))
-        done = 0
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b : b + self.batch_size]
+        batches = [order[b : b + self.batch_size] for b in range(0, len(order), self.batch_size)]
+
+        def run(idx: list[int], forward) -> int:
             batch = [encodings[i] for i in idx]
             ids, mask, types = self._pad(batch)
-            tokens = self._forward(ids, mask, types)
+            tokens = forward(ids, mask, types)
             m = mask[..., None].astype(np.float32)
             pooled = (tokens * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
             out[idx] = _normalize(pooled)
             if spans is not None:
                 for row, i in enumerate(idx):
                     span_out[i] = self._pool_spans(tokens[row], batch[row], spans[i], out[i])
-            done += len(idx)
+            return len(idx)
+
+        done = 0
+        for n in self._run_batches(run, batches):
+            done += n
             if progress:
                 progress(done, len(texts))
         return out, span_out
+
+    def _run_batches(self, run, batches):
+        """Run ``run(idx, forward)`` over the batches in order, yielding each batch's size."""
+        for idx in batches:
+            yield run(idx, self._forward)
 
     @staticmethod
     def _pool_spans(tokens: np.ndarray, enc: _Tokens, spans: SpanList, fallback: np.ndarray) -> np.ndarray:
@@ -245,9 +272,15 @@ class _Base:
 class TorchEmbedder(_Base):
     """The sentence-transformers model run by torch.
 
-    ``precision="bf16"`` runs the matrix products in bfloat16 under ``torch.autocast`` (layer
-    norms, softmax and pooling stay float32). On CPUs with AMX or AVX512-BF16 this is about 3x
-    faster than float32 with vectors within 1e-4 cosine of it; on older CPUs it is slower.
+    ``precision="bf16"`` casts the weights to bfloat16, so every layer runs in bfloat16 (the
+    kernels accumulate in float32; pooling is float32). On CPUs with AMX or AVX512-BF16 this is
+    several times faster than float32; on older CPUs it is slower.
+
+    Measured against sentence-transformers' float32 vectors: chunk vectors cosine >= 0.99991
+    (300 BBC chunks; 0.99995 on the seed chunks), sentence vectors >= 0.99983 to our float32
+    ones. Autocast (float32 weights and residual stream, bfloat16 matrix products) was closer
+    (0.99997) but took 20-35% more CPU per chunk: every linear layer casts its input and the
+    layer norms, GELU and residual adds move float32 tensors.
     """
 
     backend = "torch"
@@ -259,37 +292,91 @@ class TorchEmbedder(_Base):
             raise ConfigError(f"Invalid embedding precision '{precision}'. Choose from 'fp32', 'bf16'.")
         super().__init__(model_name, batch_size)
         import torch
-        from sentence_transformers import SentenceTransformer
 
         self._torch = torch
         self.precision = precision
-        self.st = SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
-        self.st.eval()
-        self.transformer = self.st[0].auto_model
+        self.transformer = _load_transformer(self.model_path)
+        if precision == "bf16":
+            self.transformer.to(torch.bfloat16)
+        # Batches run on this many worker threads, one intra-op thread each (see _run_batches).
+        self.workers = max(1, torch.get_num_threads())
+
+    def _model(self, ids, mask, types) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.transformer(
+                input_ids=torch.from_numpy(ids),
+                attention_mask=torch.from_numpy(mask),
+                token_type_ids=torch.from_numpy(types),
+            )[0]
+            if out.dtype != torch.float32:
+                out = out.float()
+        return out.numpy()
 
     def _forward(self, ids, mask, types):
         torch = self._torch
-        bf16 = self.precision == "bf16"
         # One short query is too little work to share between threads: with 2 OpenMP threads on a
         # busy 2-core machine each layer waits for a descheduled thread (measured 2 s vs 0.12 s
         # per query under load). Batches keep all threads.
         single = ids.shape[0] == 1
-        with self._lock, torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with self._lock:
             threads = torch.get_num_threads()
             if single and threads > 1:
                 torch.set_num_threads(1)
             try:
-                out = self.transformer(
-                    input_ids=torch.from_numpy(ids),
-                    attention_mask=torch.from_numpy(mask),
-                    token_type_ids=torch.from_numpy(types),
-                )[0]
+                return self._model(ids, mask, types)
             finally:
                 if single and threads > 1:
                     torch.set_num_threads(threads)
-            if out.dtype != torch.float32:
-                out = out.float()
-        return out.numpy()
+
+    def _run_batches(self, run, batches):
+        """Many batches: one worker thread per core, each running whole batches on one thread.
+
+        Splitting every matrix product of a batch between OpenMP threads makes each layer wait
+        for the slowest thread, which on a shared 2-core machine is often descheduled (measured
+        under load: 2 intra-op threads took 13-18 s for 384 BBC chunks, one thread 8-11 s, two
+        one-thread workers 9-12 s). Whole batches per worker need no such barrier, and one
+        worker's tokenizing/pooling overlaps the other's matrix products. Results are identical:
+        each batch is computed by the same kernels, only on another thread.
+        """
+        torch = self._torch
+        workers = min(self.workers, len(batches))
+        if workers <= 1:
+            yield from super()._run_batches(run, batches)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        threads = torch.get_num_threads()
+        try:
+            with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                futures = [pool.submit(run, idx, self._model) for idx in batches]
+                for f in futures:
+                    yield f.result()
+        finally:
+            torch.set_num_threads(threads)  # the setting is process-wide: restore it
+
+
+def _load_transformer(model_path: Path):
+    """The model's transformer module (what sentence-transformers' ``Transformer`` wraps), in eval mode.
+
+    Loaded with ``transformers`` directly from the folder that ``modules.json`` names, which
+    skips importing sentence-transformers (about 2 s of a build's start on the shared 2-core
+    machine). Models laid out otherwise are loaded through sentence-transformers as before.
+    """
+    try:
+        modules = json.loads((model_path / "modules.json").read_text())
+        first = modules[0]
+        if first.get("type", "").rsplit(".", 1)[-1] == "Transformer":
+            from transformers import AutoModel
+
+            folder = model_path / first.get("path", "")
+            return AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        pass
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
+    return st[0].auto_model.eval()
 
 
 def onnx_export_path(model_path: Path, cache_dir: Path, int8: bool) -> Path:

@@ -11,6 +11,8 @@ Layout::
         faiss.index           chunk vectors (flat, HNSW or IVF by size: build_faiss)
         sentences.npy         one vector per sentence of each chunk, for the reader
         bm25/                 bm25s index of the chunk texts
+        bm25_tokens.jsonl     each chunk's BM25 tokens (one JSON list a line), reused by the
+                              next incremental build instead of tokenizing every chunk again
       .build-*/               a build in progress (removed by the next build if it died)
       build.lock              held by the one writer
 
@@ -46,6 +48,22 @@ def bm25_tokenize(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
 
 
+def read_bm25_tokens(vdir: Path, chunks: list[Chunk]) -> dict[str, list[str]]:
+    """The stored BM25 tokens of a version by chunk id; empty when absent or not matching.
+
+    Versions written before the tokens were stored have no file: their chunks are tokenized
+    again, as before.
+    """
+    try:
+        lines = (Path(vdir) / BM25_TOKENS).read_text(encoding="utf-8").splitlines()
+        if len(lines) != len(chunks):
+            return {}
+        return {c.id: json.loads(line) for c, line in zip(chunks, lines)}
+    except (OSError, ValueError):
+        return {}
+
+
+BM25_TOKENS = "bm25_tokens.jsonl"
 _STEMMER = None
 
 
@@ -274,8 +292,13 @@ class IndexStore:
         sent_vectors: np.ndarray,
         manifest: dict,
         exact_max: int,
+        bm25_tokens: list[list[str]] | None = None,
     ) -> str:
-        """Write a complete new version and make it live atomically. Returns its name."""
+        """Write a complete new version and make it live atomically. Returns its name.
+
+        ``bm25_tokens`` are the chunks' BM25 tokens when the caller has them (an incremental
+        build reuses the stored tokens of unchanged chunks); otherwise every chunk is tokenized.
+        """
         import bm25s
         import faiss
 
@@ -287,10 +310,17 @@ class IndexStore:
         index, kind = build_faiss(vectors.reshape(len(chunks), dim), dim, exact_max)
         faiss.write_index(index, str(tmp / "faiss.index"))
         np.save(tmp / "sentences.npy", np.ascontiguousarray(sent_vectors, dtype=np.float32))
+        if bm25_tokens is None:
+            bm25_tokens = bm25_tokenize([c.text for c in chunks]) if chunks else []
+        if len(bm25_tokens) != len(chunks):
+            raise ValueError(f"{len(bm25_tokens)} BM25 token lists for {len(chunks)} chunks")
         if chunks:
             bm25 = bm25s.BM25(method="lucene")
-            bm25.index(bm25_tokenize([c.text for c in chunks]), show_progress=False)
+            bm25.index(bm25_tokens, show_progress=False)
             bm25.save(str(tmp / "bm25"), show_progress=False)
+        with open(tmp / BM25_TOKENS, "w", encoding="utf-8") as f:
+            for tokens in bm25_tokens:
+                f.write(json.dumps(tokens, ensure_ascii=False) + "\n")
         with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
             for a in articles:
                 f.write(a.model_dump_json() + "\n")

@@ -9,6 +9,7 @@ import re
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,11 +17,11 @@ import numpy as np
 
 from . import __version__
 from .answer import Reader, source_counts
-from .chunk import chunk_article
+from .chunk import chunk_articles
 from .config import Settings
 from .embed import Embedder, load_embedder
 from .errors import IndexCorruptError, IndexIncompatibleError, IngestError
-from .index import FORMAT_VERSION, IndexData, IndexStore, now_iso
+from .index import FORMAT_VERSION, IndexData, IndexStore, bm25_tokenize, now_iso, read_bm25_tokens
 from .ingest import load_folder
 from .retrieve import retrieve
 from .types import Answer, BuildReport, Chunk, Skipped
@@ -213,11 +214,12 @@ class Pipeline:
 
             t1 = time.perf_counter()
             new_articles = [a for a in ingest.articles if prev is None or a.id not in prev.articles]
-            embedder = self.build_embedder
+            # Only removals: nothing to chunk or embed, so the model is not loaded.
+            embedder = self.build_embedder if new_articles else None
             new_chunks: dict[str, list[Chunk]] = {}
-            for a in new_articles:
-                new_chunks[a.id] = chunk_article(
-                    a,
+            if new_articles:
+                new_chunks = chunk_articles(
+                    new_articles,
                     chunk_tokens=s.chunk_tokens,
                     chunk_overlap=s.chunk_overlap,
                     encoding=s.tiktoken_encoding,
@@ -229,11 +231,14 @@ class Pipeline:
 
             t2 = time.perf_counter()
             embed_progress = (lambda done, total: progress("embed", done, total)) if progress else None
-            vecs, sent_vecs = embedder.encode_with_spans(
-                [c.text for c in flat],
-                [[(a - c.start, b - c.start) for a, b in c.sentences] for c in flat],
-                embed_progress,
-            )
+            if embedder is not None:
+                vecs, sent_vecs = embedder.encode_with_spans(
+                    [c.text for c in flat],
+                    [[(a - c.start, b - c.start) for a, b in c.sentences] for c in flat],
+                    embed_progress,
+                )
+            else:
+                vecs, sent_vecs = np.zeros((0, prev.manifest["dimension"]), np.float32), []
             report.embedded_chunks = len(flat)
             report.embedded_tokens = sum(c.n_tokens for c in flat)
             report.seconds["embed"] = time.perf_counter() - t2
@@ -256,20 +261,29 @@ class Pipeline:
                     chunks.extend(old_chunks)
                     vec_parts.append(old_vecs)
                     sent_parts.extend(old_sents)
-            dim = embedder.dim
+            dim = embedder.dim if embedder is not None else prev.manifest["dimension"]
+            max_pieces = embedder.max_pieces if embedder is not None else prev.manifest["max_pieces"]
             vectors = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float32)
             sent_vectors = np.concatenate(sent_parts) if sent_parts else np.zeros((0, dim), np.float32)
+            # BM25 tokens of unchanged chunks come from the previous version; only new chunks are tokenized.
+            old_tokens = read_bm25_tokens(prev.path, prev.chunks) if prev is not None else {}
+            bm25_tokens: list[list[str] | None] = [old_tokens.get(c.id) for c in chunks]
+            todo = [i for i, t in enumerate(bm25_tokens) if t is None]
+            if todo:
+                for i, t in zip(todo, bm25_tokenize([chunks[i].text for i in todo])):
+                    bm25_tokens[i] = t
+            per_article = Counter(c.article_id for c in chunks)
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "rag_version": __version__,
                 "model_name": s.model_name,
                 "embedding": self._embedding_signature(),
                 "dimension": dim,
-                "max_pieces": embedder.max_pieces,
+                "max_pieces": max_pieces,
                 "chunking": s.chunking_signature(),
                 "articles": {
                     a.id: {"file": a.file, "aliases": a.aliases, "sha256": a.source_sha256, "title": a.title,
-                           "chunks": sum(1 for c in chunks if c.article_id == a.id)}
+                           "chunks": per_article[a.id]}
                     for a in ingest.articles
                 },
                 "files": files,
@@ -283,6 +297,7 @@ class Pipeline:
                 sent_vectors=sent_vectors,
                 manifest=manifest,
                 exact_max=s.exact_search_max,
+                bm25_tokens=bm25_tokens,
             )
             report.n_chunks = len(chunks)
             if progress:
