@@ -39,7 +39,7 @@ _TYPE_RULES: list[tuple[str, re.Pattern]] = [
                         r"in what (year|month))\b")),
     # Asking for a name outright wins over any number word later in the question
     # ("What is the name of OpenAI's for-profit entity ...").
-    ("name", re.compile(r"\b(what|which) (is|was|are|were) the names?\b|\bwhat (is|was) .{1,40} called\b")),
+    ("name", re.compile(r"\b(what|which) (is|was|are|were) the names?\b|\bwhat (is|was) .{1,40} called\W*$")),
     (
         "number",
         re.compile(
@@ -47,7 +47,8 @@ _TYPE_RULES: list[tuple[str, re.Pattern]] = [
             r"amount|number|price|value|sum|figure|valuation|revenue|profit|loss|rank|cap|cut|slice|fraction|multiple)|"
             r"at what (price|valuation)|by how much|what portion|"
             r"what (is|was|are|were) .{0,40}\b(valuation|revenue|price|cost|value|worth|budget|salary|population|"
-            r"profit|loss|share|stake|percentage|turnover|sales|attendance|turnout|crowd|fee|fine|wage|rate))\b"
+            r"profit|loss|share|stake|percentage|turnover|sales)|"
+            r"what (is|was|are|were) the (\w+ )?(attendance|turnout|fee|fine|wage|rate))\b"
         ),
     ),
     ("who", re.compile(r"\b(who|whom|whose)\b")),
@@ -71,7 +72,7 @@ _SPAN_PATTERNS: dict[str, re.Pattern] = {
     "number": re.compile(
         rf"{_MOD}(?:{_CUR}\s?{_NUM}(?:\s?{_SCALE}\b)?(?:\s?(?:U\.?S\.?\s)?dollars)?"
         rf"|{_NUM}\s?(?:%|percent\b|per cent\b)"
-        rf"|{_NUM}(?:\s?{_SCALE}\b)?(?:\s(?:U\.?S\.?\s)?(?:dollars|pounds|euros|yuan)\b)?(?:-dollar)?(?:x\b|\stimes\b)?"
+        rf"|{_NUM}(?:\s?{_SCALE}\b)?(?:\s(?:U\.?S\.?\s)?(?:dollars|pounds|euros|yuan|yen|rupees|francs|roubles|rubles|pesos)\b)?(?:-dollar)?(?:x\b|\stimes\b)?"
         rf"|\b{_NUMWORD}\b(?:\s{_SCALE}\b)?(?:\stimes\b)?"
         rf"|\b(?:a dozen|dozens|hundreds|thousands|millions|billions|twice|half)\b)",
         re.IGNORECASE,
@@ -128,8 +129,32 @@ _MONEY_Q = re.compile(
     r"valuation|value|worth|salary|budget|turnover|profit|loss|funding|investment|fine|bill|fee)\w*\b"
 )
 # Money needs a currency: "two million volunteers" is a count, "$2m" and "2 million dollars" are money.
-_MONEY_SPAN = re.compile(r"[$£€¥]|\b(dollars?|pounds?|euros?|yuan|yen|rupees?)\b", re.I)
+_MONEY_SPAN = re.compile(r"[$£€¥]|\b(dollars?|pounds?|euros?|yuan|yen|rupees?|francs?|roubles?|rubles?|pesos?)\b", re.I)
 _DAY_OF_MONTH_AFTER = re.compile(rf"\s+{_MONTHS}\b")
+# N-M as a match score (next to a result word) or a season (2004-05); other ranges ("20-30 people") stay.
+_SCORE_OR_SEASON = re.compile(
+    r"\b(?:\d{1,2}-\d{1,2}\s+(?:[\w-]+\s+){0,4}?(?:win|victory|defeat|loss|draw|lead|home|away|triumph|thrashing|scoreline)\b"
+    r"|(?:won|lost|beat|beaten|drew|draw|trail(?:ed|ing)?|led|lead(?:ing)?)\s+(?:[\w-]+\s+){0,4}?\d{1,2}-\d{1,2}\b"
+    r"|(?:19|20)\d\d-\d\d\b)",
+    re.I,
+)
+_YEAR_PREPOSITION = re.compile(r"\b(?:in|of|since|by|from|until|till|before|after|around|circa|during)\s+$", re.I)
+
+
+def _is_year(core: str, before: str) -> bool:
+    """1900-2099 is a year; 1500-1899 only after a preposition ("the mutiny of 1857", not "1800 jobs")."""
+    if re.fullmatch(r"(?:19|20)\d\d", core):
+        return True
+    return bool(re.fullmatch(r"1[5-8]\d\d", core)) and bool(_YEAR_PREPOSITION.search(before))
+
+
+def _in_score(sentence: str, a: int, b: int) -> bool:
+    """Whether the number at [a, b) is one side of an N-M score or season matched nearby."""
+    for m in _SCORE_OR_SEASON.finditer(sentence):
+        pair = re.search(r"\d+-\d+", m.group())
+        if pair and m.start() + pair.start() <= a and b <= m.start() + pair.end():
+            return True
+    return False
 _DAY_OF_MONTH_BEFORE = re.compile(rf"\b{_MONTHS}\.?\s+$")
 _PERCENT_SPAN = re.compile(r"%|\bper ?cent\b|\b(half|third|quarter)\b", re.I)
 
@@ -220,6 +245,9 @@ def confidence_from(features: dict[str, float], weights: dict[str, float] | None
     return _sigmoid(z)
 
 
+_CACHED_ROWS = 50_000  # chunks whose tokenized sentences a Reader keeps
+
+
 class Reader:
     """Stateless over a loaded index; safe to share between threads."""
 
@@ -240,13 +268,17 @@ class Reader:
             text = self.data.articles[chunk.article_id].text
             sents = [text[s:e] for s, e in chunk.sentences]
             stems = [frozenset(t) for t in bm25_tokenize(sents)] if sents else []
+            if len(self._sentence_stems) >= _CACHED_ROWS:
+                self._sentence_stems.clear()  # bounded: a long-running app over a huge index
             self._sentence_stems[row] = stems
         return stems
 
     def chunk_terms(self, row: int) -> frozenset[str]:
         terms = self._chunk_terms.get(row)
         if terms is None:
-            terms = self._chunk_terms[row] = frozenset(query_terms(self.data.chunks[row].text))
+            if len(self._chunk_terms) >= _CACHED_ROWS:
+                self._chunk_terms.clear()
+            terms = self._chunk_terms[row] = frozenset(bm25_tokenize([self.data.chunks[row].text])[0])
         return terms
 
     @staticmethod
@@ -492,13 +524,14 @@ def _spans(
         if qtype == "number":
             core = re.sub(r"^(?:about|around|nearly|almost|over|more than|less than|fewer than|at least|up to|"
                           r"approximately|roughly|some|only|just)\s+", "", span, flags=re.I)
-            if re.fullmatch(r"(?:1[5-9]|20)\d\d", core) or core.lower() in qwords:
+            if core.lower() in qwords or _is_year(core, sentence[:a]):
                 continue
-            if a >= 2 and sentence[a - 1] == "-" and sentence[a - 2].isalnum():
-                continue  # part of a name or a score: "GPT-4", "3-0"
-            if sentence[b : b + 1] == "-" and sentence[b + 1 : b + 2].isdigit():
-                continue  # a score or a season: "3-0", "2004-05"
-            if _DAY_OF_MONTH_AFTER.match(sentence, b) or _DAY_OF_MONTH_BEFORE.search(sentence[max(0, a - 12) : a]):
+            if a >= 2 and sentence[a - 1] == "-" and sentence[a - 2].isalpha():
+                continue  # part of a name: "GPT-4"
+            if _in_score(sentence, a, b):
+                continue  # a match score or a season: "a 3-0 win", "the 2004-05 season"
+            day = core.isdigit() and 1 <= int(core) <= 31
+            if day and (_DAY_OF_MONTH_AFTER.match(sentence, b) or _DAY_OF_MONTH_BEFORE.search(sentence[max(0, a - 12) : a])):
                 continue  # a day of a month is a date, not an amount: "on 21 January", "May 3"
             if kind == "percent" and not _PERCENT_SPAN.search(span):
                 continue

@@ -347,12 +347,14 @@ class TorchEmbedder(_Base):
         from concurrent.futures import ThreadPoolExecutor
 
         threads = torch.get_num_threads()
+        pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,))
         try:
-            with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-                futures = [pool.submit(run, idx, self._model) for idx in batches]
-                for f in futures:
-                    yield f.result()
+            futures = [pool.submit(run, idx, self._model) for idx in batches]
+            for f in futures:
+                yield f.result()
         finally:
+            # A failed batch, Ctrl-C or a stopped app run ends the build now: queued batches are dropped.
+            pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(threads)  # the setting is process-wide: restore it
 
 
