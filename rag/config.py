@@ -85,7 +85,7 @@ class Settings(BaseSettings):
 
     # --- answering -----------------------------------------------------------
     abstain_threshold: float = Field(
-        0.4,
+        0.48,
         ge=0.0,
         le=1.0,
         description="Answers with a confidence below this abstain (chosen from the eval coverage curve).",

@@ -32,3 +32,13 @@ def test_seed_answers_are_found_by_plain_reading():
 def test_bbc_set_answers_are_verbatim_in_their_sources():
     errors, *_ = check(ROOT / "eval" / "bbc_qa.jsonl", BBC)
     assert errors == []
+
+
+@pytest.mark.skipif(not BBC.exists(), reason="the BBC corpus (../shared/corpora/bbc) is not here")
+def test_bbc_heldout_set_answers_are_verbatim_and_both_splits_have_both_kinds():
+    errors, by_type, by_split, by_type_split, n = check(ROOT / "eval" / "bbc_heldout_qa.jsonl", BBC)
+    assert errors == []
+    assert n >= 40 and by_type["unanswerable"] >= 12
+    for split in ("dev", "heldout"):
+        assert by_type_split[("unanswerable", split)] > 0
+        assert by_split[split] - by_type_split[("unanswerable", split)] > 0
