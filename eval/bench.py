@@ -497,13 +497,17 @@ class Runner:
                 if line.startswith("  "):
                     self.console.print(f"[dim]{line.rstrip()}[/dim]")
 
+        # stderr belongs to the pump thread; this thread reads stdout. (communicate() would read
+        # stderr too, racing the pump and closing the pipe under it.)
         th = threading.Thread(target=pump, daemon=True)
         th.start()
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
         try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
+            out = proc.stdout.read()
+            proc.wait()
+        finally:
+            timer.cancel()
         th.join(timeout=5)
         for line in out.splitlines():
             if line.startswith(RESULT_TAG):
