@@ -76,26 +76,36 @@ def _stemmer():
     return _STEMMER
 
 
-HNSW_MAX = 300_000  # above this many vectors, IVF (see build_faiss)
+HNSW_MAX = 100_000  # above this many vectors, IVF (see build_faiss)
+IVF_NPROBE_SWITCH = 300_000  # IVF searches 32 lists up to here, 16 above
 
 
 def build_faiss(vectors: np.ndarray, dim: int, exact_max: int, hnsw_max: int | None = None):
     """The FAISS index over ``vectors``, chosen by their number ``n``; returns (index, kind).
 
-    Rule, from ``python -m eval.bench`` and the 300k/1M runs quoted in the README (synthetic
-    clustered 384-d vectors, 2-core CPU, 200 queries, recall@10 against exact search):
+    The rule: exact while it is cheap, then the approximate index with the lowest single-query
+    latency whose recall@10 against exact search stays >= 0.99. Measured by ``python -m
+    eval.bench --faiss-n N`` (synthetic clustered 384-d vectors, 200 queries, 2-core CPU,
+    2026-12-01; p50 of one query on one thread):
 
-    * Flat search reads every vector for every query: its single-query p50 grows linearly,
-      about 2-4 ms at 10-20k vectors and 15-30 ms at 100k, which alone would exceed the 20 ms
-      answer budget. So flat is used only up to ``exact_max`` (setting ``exact_search_max``,
-      20,000 by default, about 30 MB of vectors), where it costs a few ms and is exact.
-    * Up to ``hnsw_max`` (300k), HNSW with M=32, efConstruction 80: recall@10 0.999 at 100k with
-      efSearch 128 (~0.4 ms); at 300k efSearch 128 gave 0.9895, so above 100k it is 256 (0.992,
-      ~0.9 ms). Build: 182 s at 300k.
-    * Above that, HNSW stops reaching 0.99: at 1M it gave 0.989 at efSearch 256 and 0.990 at
-      768 (3.5 ms) after a 648 s build. IVF-Flat with about 4 * sqrt(n) lists (4,000 at 1M),
-      trained on at most 40 vectors per list, searching 32 lists: recall@10 1.000 at 1.5 ms
-      (0.999 with 16 lists), built in 102 s.
+    ============  ===============  ===========================  =============================
+    n             flat             HNSW M=32 efC=80             IVF-Flat, ~4*sqrt(n) lists
+    ============  ===============  ===========================  =============================
+    20,000        0.9 ms           -                            -
+    100,000       4.9-5.7 ms       efS 128: 0.999, 0.20 ms, 8 s  nprobe 16: 0.988; 32: 0.998, 0.21 ms, 3 s
+    300,000       15-18 ms         efS 128: 0.990; 256: 0.992,   nprobe 16: 0.996, 0.19 ms; 32: 1.000,
+                                   0.37 ms; built in 45 s        0.33 ms; built in 14 s
+    1,000,000     60 ms            efS 256: 0.989 (never 0.99),  nprobe 16: 0.999, 0.38 ms; 32: 1.000,
+                                   built in 210 s                0.71 ms; built in 56 s
+    ============  ===============  ===========================  =============================
+
+    * Up to ``exact_max`` (setting ``exact_search_max``, 20,000 by default, about 30 MB of
+      vectors) flat search: exact, about 1 ms, nothing to train.
+    * Up to ``HNSW_MAX`` (100k) HNSW, M=32, efConstruction 80, efSearch 128: recall 0.999 at 100k.
+    * Above that IVF-Flat wins on both counts (higher recall, lower latency, 3-4x faster build):
+      about 4 * sqrt(n) lists, trained on at most 40 vectors per list, searching 32 lists up to
+      300k and 16 above (recall grows with n at a fixed number of probed lists: 0.988 at 100k,
+      0.996 at 300k, 0.999 at 1M with 16).
     """
     import faiss
 
@@ -107,13 +117,13 @@ def build_faiss(vectors: np.ndarray, dim: int, exact_max: int, hnsw_max: int | N
     elif n <= hnsw_max:
         index, kind = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT), "hnsw32"
         index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128 if n <= 100_000 else 256
+        index.hnsw.efSearch = 128
     else:
         nlist = max(1, min(n // 40, int(4 * np.sqrt(n))))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         sample = np.random.default_rng(0).choice(n, min(n, 40 * nlist), replace=False)
         index.train(x[np.sort(sample)])
-        index.nprobe = min(32, nlist)
+        index.nprobe = min(32 if n <= IVF_NPROBE_SWITCH else 16, nlist)
         kind = f"ivf{nlist}"
     if n:
         index.add(x)
