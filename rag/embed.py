@@ -371,6 +371,7 @@ def _load_transformer(model_path: Path):
         if first.get("type", "").rsplit(".", 1)[-1] == "Transformer":
             from transformers import AutoModel
 
+            _quiet_transformers()
             folder = model_path / first.get("path", "")
             return AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
     except (OSError, ValueError, KeyError, IndexError, TypeError):
@@ -379,6 +380,16 @@ def _load_transformer(model_path: Path):
 
     st = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
     return st[0].auto_model.eval()
+
+
+def _quiet_transformers() -> None:
+    """No "Loading weights" progress bar in the middle of a build's own progress display."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except Exception:  # an older or newer transformers without it: only cosmetic
+        pass
 
 
 def onnx_export_path(model_path: Path, cache_dir: Path, int8: bool) -> Path:
@@ -404,9 +415,12 @@ def export_onnx(model_path: Path, target: Path, int8: bool = False) -> Path:
     EmbedLayerNormalization kernels. The fused graph is kept only if it gives the same token
     vectors as the plain export on a padded test batch; otherwise the plain export is kept.
     """
+    import warnings
+
     import torch
     from sentence_transformers import SentenceTransformer
 
+    _quiet_transformers()
     st = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
     bert = st[0].auto_model.eval()
     try:
@@ -435,7 +449,10 @@ def export_onnx(model_path: Path, target: Path, int8: bool = False) -> Path:
     dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
     dyn = {k: {0: "batch", 1: "seq"} for k in [*names, "last_hidden_state"]}
     try:
-        with torch.no_grad():
+        # The tracer's warnings are about shapes it freezes; the dynamic axes and the check in
+        # _fuse on a padded batch cover them. They only alarm a user who runs ``rag build``.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 _Tokens().eval(),
                 dummy,

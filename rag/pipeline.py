@@ -232,6 +232,8 @@ class Pipeline:
             t2 = time.perf_counter()
             embed_progress = (lambda done, total: progress("embed", done, total)) if progress else None
             if embedder is not None:
+                if progress:
+                    progress("embed", 0, len(flat))  # starts the stage's clock: chunks/s counts from here
                 vecs, sent_vecs = embedder.encode_with_spans(
                     [c.text for c in flat],
                     [[(a - c.start, b - c.start) for a, b in c.sentences] for c in flat],
