@@ -69,6 +69,8 @@ def main() -> None:
     for qa, split, articles, index in args.set or default_sets():
         n, rows, labels = collect(Path(qa), None if split == "all" else split,
                                   Settings(articles_dir=Path(articles), index_dir=Path(index)))
+        if not labels:
+            raise SystemExit(f"{qa}: no questions in split '{split}'")
         if names and n != names:
             raise SystemExit(f"{qa}: other features than the first set ({n} vs {names})")
         names = n

@@ -31,6 +31,10 @@ from .types import Citation, Hit, SourceCount
 
 # --- question analysis -------------------------------------------------------------------
 
+# Up to two words between "which"/"what" and the noun that says what is asked ("which Chinese
+# city", "which Capital Radio DJ"), but not a verb: "what did the minister say" asks no name.
+_GAP = r"(?:(?!(?:is|was|are|were|do|does|did|has|have|had|will|would|can|could|should|may|might)\b)\w+ ){0,2}?"
+
 _TYPE_RULES: list[tuple[str, re.Pattern]] = [
     ("reason", re.compile(r"\bwhy\b|\bfor what reason\b|\bwhat (is|was) the reason\b")),
     ("duration", re.compile(r"\bhow long\b(?! ago)|\bfor how long\b")),
@@ -52,13 +56,13 @@ _TYPE_RULES: list[tuple[str, re.Pattern]] = [
         ),
     ),
     ("who", re.compile(r"\b(who|whom|whose)\b")),
-    ("where", re.compile(r"\b(where|(which|what|in which|in what) (\w+ ){0,2}?(city|cities|country|countries|town|state|"
+    ("where", re.compile(rf"\b(where|(which|what|in which|in what) {_GAP}(city|cities|country|countries|town|state|"
                          r"place|platform|venue|region|province|county|continent|island|stadium|ground))\b")),
     # "Which Capital Radio DJ ...": a person, asked for by role.
-    ("who", re.compile(r"\b(which|what) (\w+ ){0,2}?(person|people|dj|presenter|host|author|writer|artist|director|"
+    ("who", re.compile(rf"\b(which|what) {_GAP}(person|people|dj|presenter|host|author|writer|artist|director|"
                        r"judge|politician|minister|mp|official|singer|actor|actress|player|manager|coach|executive|"
                        r"boss|chief|leader|spokesman|spokeswoman)\b")),
-    ("name", re.compile(r"\b((which|what) (\w+ ){0,2}?(company|companies|firm|firms|person|executive|startup|rival|partner|"
+    ("name", re.compile(rf"\b((which|what) {_GAP}(company|companies|firm|firms|person|executive|startup|rival|partner|"
                         r"customer|customers|investor|investors|agency|publication|newspaper|newspapers|outlet|"
                         r"engine|website|product|model|chatbot|team|app|tool|brand|organisation|organization|"
                         r"group|bank|network|service|platform|software|system|film|films|movie|movies|song|album|"
@@ -77,7 +81,7 @@ _NUM = r"\d[\d,]*(?:\.\d+)?"
 _NUMWORD = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|fifty|hundred)"
 _UNIT = r"(?:year|month|week|day|hour|minute|decade)s?"
 # Units of measurement that belong to the amount: "200 metres", "17.30m" stays a number.
-_MEASURE = (r"(?:metres|meters|metre|meter|kilometres|kilometers|km|miles|mile|mph|km/h|feet|foot|ft|inches|cm|mm|"
+_MEASURE = (r"(?:metres|meters|metre|meter|kilometres|kilometers|km/h|km|miles|mile|mph|feet|foot|ft|inches|cm|mm|"
             r"kg|kilograms|kilos|grams|tonnes|tons|litres|liters|gallons|barrels|acres|hectares|degrees|"
             r"ghz|mhz|gb|mb|tb|kb|megabytes|gigabytes|megapixels|inch)")
 _NAME = r"(?<![\w'’])(?:[A-Z][\w&.\-'’]*(?:\s+(?:of|de|van|von|and|&)\s+[A-Z][\w&.\-'’]*|\s+[A-Z][\w&.\-'’]*){0,5})"
@@ -141,7 +145,8 @@ _QUESTION_WORDS = frozenset(
 _PERCENT_Q = re.compile(r"\b(percentage|percent|share|proportion|stake|portion|fraction|cut|slice|(growth|interest|"
                         r"inflation|unemployment|jobless|tax|vat|turnout|approval|mortgage|base|savings) rates?)\b")
 _MONEY_Q = re.compile(
-    r"\b(how much\b.*\b(pay|paid|cost|invest|spend|spent|"
+    r"\b(how much\b(?! (?:time|weight|ground|water|land|space|power|energy|data|memory|food|rain|snow|fuel|oil|gas|"
+    r"sleep|longer|further|more|less|bigger|higher|faster|of)\b).*\b(pay|paid|cost|invest|spend|spent|"
     r"earn|make|made|lose|lost|raise|raised|fund|worth|charge|sell|sold|buy|bought|price)|price|cost|revenue|"
     r"valuation|value|worth|salary|budget|turnover|profit|loss|funding|investment|fine|bill|fee)\w*\b"
 )
@@ -183,6 +188,8 @@ def number_kind(question: str) -> str:
         return "percent"
     if _MONEY_Q.search(q):
         return "money"
+    if re.search(rf"\bhow many {_MEASURE}\b", q):
+        return "any"  # "how many miles long": a measurement, asked as a count
     if re.search(r"\bhow many\b|\b(attendance|crowd|turnout of)\b", q):
         return "count"
     return "any"
@@ -547,20 +554,21 @@ def _spans(
             continue  # "Ms Villalba" for a question about Villalba repeats the question
         if qtype == "where" and not _CUES["where"].search(sentence[max(0, a - 12) : a]):
             continue  # a place is introduced by a preposition: "in Sun Valley", "at Davos"
-        if qtype == "who" and _PLACE_BEFORE.search(sentence[max(0, a - 8) : a]):
+        if qtype == "who" and _PLACE_BEFORE.search(sentence[max(0, a - 20) : a]):
             continue  # "in London" is where, not who
         if qtype in ("who", "name", "where"):
             if {w.lower() for w in span.split()} <= _NOT_NAMES:
                 continue
-            if a == 0 and " " not in span and (span.lower() in _COMMON_STARTS or _PARTICIPLE.fullmatch(span)):
+            if a == 0 and " " not in span and (
+                span.lower() in _COMMON_STARTS or (_PARTICIPLE.fullmatch(span) and _PREPOSITION_AFTER.match(sentence, b))
+            ):
                 continue  # "However", "Based in London, ...": a capital letter that only starts the sentence
         if qtype == "number":
             core = re.sub(r"^(?:about|around|nearly|almost|over|more than|less than|fewer than|at least|up to|"
                           r"approximately|roughly|some|only|just)\s+", "", span, flags=re.I)
             if core.lower() in qwords or _is_year(core, sentence[:a]):
                 continue
-            number = re.search(r"\d[\d,]*(?:\.\d+)?", core)
-            if number and number.group().replace(",", "") in qwords:
+            if re.fullmatch(r"\d[\d,]*(?:\.\d+)?", core) and core.replace(",", "") in qwords:
                 continue  # a number the question itself states ("the 19-13 win") is not its answer
             if _CONVERSION_BEFORE.search(sentence[max(0, a - 16) : a]):
                 continue  # "£7.5m ($14.6m)": the bracketed figure converts the one before it
@@ -606,11 +614,22 @@ def _trim_name(sentence: str, a: int, b: int, qwords: set[str]) -> tuple[int, in
     return a, b
 
 
+# "Based in London, ...", "Speaking at ...": not "Boeing won" or "Reading beat".
 _PARTICIPLE = re.compile(r"[A-Z][a-z]+(?:ed|ing)")
-_PLACE_BEFORE = re.compile(r"\b(?:in|near)\s+$", re.I)
+_PREPOSITION_AFTER = re.compile(r"\s+(?:in|at|on|about|by|with|from|after|to|for|as|over|under|into|during)\b")
+# "in London" is a place; "brought in Jack Rowell", "sworn in" are not.
+_PLACE_BEFORE = re.compile(
+    r"\b(?<!brought )(?<!sworn )(?<!stepped )(?<!called )(?<!drafted )(?<!voted )(?<!ushered )(?<!roped )"
+    r"(?<!signed )(?<!moved )(?<!came )(?<!come )(?<!put )(?<!bring )(?<!brings )(?:in|near)\s+$",
+    re.I,
+)
 _TITLES = frozenset("mr mrs ms miss dr sir lord lady dame prof professor".split())
 # An amount then an opening bracket: what follows converts it into another currency.
-_CONVERSION_BEFORE = re.compile(r"(?:\d|\d(?:bn|m|k)|million|billion|trillion)\s*\(\s*$", re.I)
+_CONVERSION_BEFORE = re.compile(
+    r"(?:[$£€¥]\s?\d[\d,.]*(?:\s?(?:bn|m|k|million|billion|trillion))?|\d[\d,.]*\s?(?:bn|m|k|million|billion|trillion)"
+    r"|\d[\d,.]*\s(?:dollars|pounds|euros|yen|yuan))\s*\(\s*$",
+    re.I,
+)
 
 _COMMON_STARTS = frozenset(
     "the a an in on at for however but and or so this that these those it its there here when while after before "

@@ -165,3 +165,33 @@ def test_span_support_is_high_next_to_the_question_and_low_far_from_it():
             continue
         _, support = _best_span(spans, sentence, weights, weights, "number")
         assert low <= support <= high, (sentence, support)
+
+
+# Cases from review: each rule above must leave ordinary answers alone.
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("What did the minister say about the deal?", "other"),
+        ("What did the company announce?", "other"),
+        ("What is the film about?", "other"),
+        ("What did the state government announce?", "other"),
+    ],
+)
+def test_what_did_the_x_asks_for_no_name(question, expected):
+    assert question_type(question) == expected
+
+
+@pytest.mark.parametrize(
+    "question, sentence, expected",
+    [
+        ("How many miles long is the Crossrail line?", "The line would run for 73 miles.", ["73 miles"]),
+        ("Which company won the contract?", "Boeing won the contract, beating Airbus.", ["Boeing", "Airbus"]),
+        ("How much weight did he lose?", "He lost 20kg in a year.", ["20kg"]),
+        ("How much did the firm lose in the 12 months to March?", "It lost £12m in the 12 months to March.", ["£12m"]),
+        ("What was the growth rate in 2004?", "The economy grew fast in 2004 (9.5%), its best year.", ["9.5%"]),
+        ("Who was brought in as director of rugby at Bath?", "Bath brought in Jack Rowell as director.", ["Jack Rowell"]),
+        ("How fast can the train go?", "It reaches 300 km/h on the new line.", ["300 km/h"]),
+    ],
+)
+def test_review_cases_keep_their_answers(question, sentence, expected):
+    assert _candidates(question, sentence) == expected
