@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     build_backend: Backend = Field(
         "torch", description="Backend that embeds passages during builds: 'torch' (bf16 where the CPU has it) or 'onnx'."
     )
+    small_build_chars: int = Field(
+        300_000,
+        ge=0,
+        description="A build whose new articles hold fewer characters than this (about 400 chunks) embeds "
+        "them with the question backend when the build backend is not loaded yet: loading torch costs "
+        "about 4 s, more than ONNX takes for that many chunks. 0 always uses build_backend.",
+    )
     embed_precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="Torch precision: 'auto' runs the model in bfloat16 on CPUs with AMX/AVX512-BF16 (several "

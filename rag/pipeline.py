@@ -125,6 +125,16 @@ class Pipeline:
                         self._build_embedder = self._load_embedder(self.settings.build_backend)
         return self._build_embedder
 
+    def _embedder_for(self, new_articles: Sequence) -> Embedder:
+        """The build backend, or for a small update the question embedder when the build one
+        is not loaded yet (measured on BBC, adding 10 articles: 4.2 s of the 8.6 s went into
+        loading torch, 0.4 s into embedding their 28 chunks)."""
+        s = self.settings
+        if self._build_embedder is None and not self._embedder_injected and s.build_backend != s.embed_backend:
+            if sum(len(a.text) for a in new_articles) < s.small_build_chars:
+                return self.embedder
+        return self.build_embedder
+
     def warm_up(self) -> None:
         self.embedder
         self.index()
@@ -212,10 +222,12 @@ class Pipeline:
                 report.seconds["total"] = time.perf_counter() - t0
                 return report
 
-            t1 = time.perf_counter()
             new_articles = [a for a in ingest.articles if prev is None or a.id not in prev.articles]
             # Only removals: nothing to chunk or embed, so the model is not loaded.
-            embedder = self.build_embedder if new_articles else None
+            tm = time.perf_counter()
+            embedder = self._embedder_for(new_articles) if new_articles else None
+            report.seconds["model"] = time.perf_counter() - tm  # 0 when already loaded (the app, the eval)
+            t1 = time.perf_counter()
             new_chunks: dict[str, list[Chunk]] = {}
             if new_articles:
                 new_chunks = chunk_articles(

@@ -279,3 +279,18 @@ def test_add_never_copies_unusable_files(articles_copy, tmp_path, seeds_pipeline
     assert reasons == {"empty.txt": "empty file", "binary.txt": "binary file, not text"}
     assert not (articles_copy / "empty.txt").exists() and not (articles_copy / "binary.txt").exists()
     assert report.unchanged
+
+
+def test_small_builds_use_the_question_embedder_large_ones_the_build_backend(articles_copy, tmp_path):
+    """Loading torch costs more than ONNX takes for a few hundred chunks: a small build embeds
+    with the question backend; above ``small_build_chars`` the build backend is loaded."""
+    small = Pipeline(make_settings(articles_dir=articles_copy, index_dir=tmp_path / "small"))
+    small.build()
+    assert small._build_embedder is None and small.embedder.backend == "onnx"
+    large = Pipeline(make_settings(articles_dir=articles_copy, index_dir=tmp_path / "large", small_build_chars=0))
+    large.build()
+    assert large._build_embedder is not None and large._build_embedder.backend == "torch"
+    # Both indexes hold the same texts with vectors that agree to a cosine of 0.9999.
+    a, b = small.index(), large.index()
+    assert [c.id for c in a.chunks] == [c.id for c in b.chunks]
+    assert float((a.vectors * b.vectors).sum(axis=1).min()) > 0.9999
