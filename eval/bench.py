@@ -437,7 +437,7 @@ def worker_faiss(p: dict) -> dict:
                          "build_s": m.wall, "bytes": nbytes, "recall@10": recall(index), "p50_ms": single_query_ms(index),
                          "other_load": m.other})
         del index
-    # IVF-Flat, what rag build uses above 300k vectors (rag/index.py: build_faiss).
+    # IVF-Flat, what rag build uses above 100k vectors (rag/index.py: build_faiss).
     nlist = max(1, min(n // 40, int(4 * np.sqrt(n))))
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
     with Meter() as m:

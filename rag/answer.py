@@ -227,9 +227,9 @@ def question_type(question: str) -> str:
 # fit by ``python -m eval.calibrate`` (L2, C=3) on the dev split of eval/seeds_qa.jsonl. Every
 # coefficient is positive: more question near the span, the question's names in the passage, a
 # closer sentence and passage, more of the question's weight in the chunk and a clear lead over
-# the next sentence each raise the confidence. An earlier fit on all twelve features reached the
-# seed bar but gave BBC near misses 0.5-0.85 (abstention F1 0.57 on bbc_qa.jsonl); this one
-# gives 0.89 there with the same seed figures (eval/README.md).
+# the next sentence each raise the confidence. An earlier fit on eleven features (without
+# span_support) reached the seed bar but gave BBC near misses 0.5-0.85 (abstention F1 0.57 on
+# bbc_qa.jsonl); this one gives 0.75 there and 0.90 on the seeds (README, "Measured quality").
 CONFIDENCE_WEIGHTS = {
     "bias": -4.54,
     "span_support": 2.021,
