@@ -364,10 +364,13 @@ class Reader:
         # only help find the sentence.
         own = set(query_terms(question))
         own_weights = {t: w for t, w in weights.items() if t in own}
+        head = _head_noun(question) if qtype == "name" else None
 
         def place(s: _Sentence) -> None:
             text = self.data.articles[s.hit.chunk.article_id].text
-            s.span, s.support = _best_span(s.spans, text[s.start : s.end], own_weights, weights, qtype, self._span_specificity)
+            s.span, s.support = _best_span(
+                s.spans, text[s.start : s.end], own_weights, weights, qtype, self._span_specificity, head
+            )
 
         best = sentences[0]
         second = next((s for s in sentences[1:] if (s.hit.chunk.article_id, s.start) != (best.hit.chunk.article_id, best.start)), None)
@@ -650,6 +653,20 @@ _CLAUSE_GAP_WEIGHT = (1.0, 0.6, 0.3)
 _DECAY = 20.0
 
 
+# Institutions whose names carry the noun the question asks with ("Cornell University", "the
+# Labour Party", "Bank of England"); films or products do not, so they are not listed.
+_NAMED_BY_NOUN = re.compile(
+    rf"\b(?:which|what) {_GAP}(university|college|school|club|party|bank|council|hospital|airport|"
+    r"agency|foundation|institute|museum|festival|award|prize|cup|league|group|fund|union|commission)\b",
+    re.I,
+)
+
+
+def _head_noun(question: str) -> str | None:
+    m = _NAMED_BY_NOUN.search(question)
+    return m.group(1).lower() if m else None
+
+
 def _best_span(
     spans: list[tuple[int, int]],
     sentence: str,
@@ -657,6 +674,7 @@ def _best_span(
     carried: dict[str, float],
     qtype: str,
     specificity=None,
+    head: str | None = None,
 ) -> tuple[tuple[int, int], float]:
     """The span whose clause holds most of the question's own terms (IDF-weighted), then the
     nearest to them, with its support (see the end); terms carried over from an earlier turn
@@ -705,6 +723,10 @@ def _best_span(
             total += specificity(sentence[a:b])
         if qtype == "who" and 2 <= len(sentence[a:b].split()) <= 3:
             total += 0.5  # a person's name: "Peter Deng" rather than "Facebook"
+        if head and re.search(rf"\b{head}", sentence[a:b], re.I):
+            # "which university" -> "Cornell University", not "Hong Kong": the noun says the type,
+            # so it outweighs all the question's words (evidence is in IDF units).
+            total += sum(weights.values())
         return total
 
     chosen = max(spans, key=score)

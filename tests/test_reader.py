@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer import _SPAN_PATTERNS, _best_span, _spans, _surface_words, number_kind, question_type
+from rag.answer import _SPAN_PATTERNS, _best_span, _head_noun, _spans, _surface_words, number_kind, question_type
 from rag.retrieve import query_terms
 
 
@@ -195,3 +195,15 @@ def test_what_did_the_x_asks_for_no_name(question, expected):
 )
 def test_review_cases_keep_their_answers(question, sentence, expected):
     assert _candidates(question, sentence) == expected
+
+
+def test_which_university_prefers_a_name_that_carries_the_noun():
+    q = "Which university is Victor Wong studying at?"
+    s = "Victor Wong, a student from Hong Kong studying at Cornell University in New York State, read maps."
+    spans = _spans(_SPAN_PATTERNS["name"], s, _surface_words(q), "name")
+    # Heavy weights on the words beside "Hong Kong", as IDF gives a rare name.
+    weights = {"victor": 7.0, "wong": 7.0, "studi": 2.0, "univers": 2.0}
+    (a, b), _ = _best_span(spans, s, weights, weights, "name", None, _head_noun(q))
+    assert s[a:b] == "Cornell University"
+    (a, b), _ = _best_span(spans, s, weights, weights, "name", None, None)
+    assert s[a:b] == "Hong Kong"  # without the noun the words decide, which is what the rule fixes
