@@ -1,6 +1,6 @@
 """Fit the reader's confidence (a logistic function of its features) on Q&A sets.
 
-    python -m eval.calibrate                                   # the default dev pool (below)
+    python -m eval.calibrate                                   # the seed dev split
     python -m eval.calibrate --set eval/seeds_qa.jsonl dev seeds index
 
 A question's label is 1 when it is answerable and the reader's best candidate contains a gold
@@ -47,8 +47,7 @@ def collect(qa_path: Path, split: str | None, settings) -> tuple[list[str], list
     return names or [], rows, labels
 
 
-def default_sets() -> list[tuple[str, str, str, str]]:
-    return [("eval/seeds_qa.jsonl", "dev", "seeds", "index")]
+DEFAULT_SETS = [("eval/seeds_qa.jsonl", "dev", "seeds", "index")]
 
 
 def main() -> None:
@@ -66,7 +65,7 @@ def main() -> None:
     names: list[str] = []
     x: list[list[float]] = []
     y: list[int] = []
-    for qa, split, articles, index in args.set or default_sets():
+    for qa, split, articles, index in args.set or DEFAULT_SETS:
         n, rows, labels = collect(Path(qa), None if split == "all" else split,
                                   Settings(articles_dir=Path(articles), index_dir=Path(index)))
         if not labels:

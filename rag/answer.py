@@ -84,6 +84,9 @@ _UNIT = r"(?:year|month|week|day|hour|minute|decade)s?"
 _MEASURE = (r"(?:metres|meters|metre|meter|kilometres|kilometers|km/h|km|miles|mile|mph|feet|foot|ft|inches|cm|mm|"
             r"kg|kilograms|kilos|grams|tonnes|tons|litres|liters|gallons|barrels|acres|hectares|degrees|"
             r"ghz|mhz|gb|mb|tb|kb|megabytes|gigabytes|megapixels|inch)")
+_MEASURED = re.compile(rf"\d\s?{_MEASURE}\b", re.I)  # "1.4GHz", "20 kg"
+_MEASURE_NEXT = re.compile(rf"\s?{_MEASURE}\b", re.I)  # a unit right after a span
+_HOW_MANY_UNITS = re.compile(rf"\bhow many {_MEASURE}\b")
 _NAME = r"(?<![\w'’])(?:[A-Z][\w&.\-'’]*(?:\s+(?:of|de|van|von|and|&)\s+[A-Z][\w&.\-'’]*|\s+[A-Z][\w&.\-'’]*){0,5})"
 _SPAN_PATTERNS: dict[str, re.Pattern] = {
     "number": re.compile(
@@ -188,7 +191,7 @@ def number_kind(question: str) -> str:
         return "percent"
     if _MONEY_Q.search(q):
         return "money"
-    if re.search(rf"\bhow many {_MEASURE}\b", q):
+    if _HOW_MANY_UNITS.search(q):
         return "any"  # "how many miles long": a measurement, asked as a count
     if re.search(r"\bhow many\b|\b(attendance|crowd|turnout of)\b", q):
         return "count"
@@ -254,8 +257,6 @@ class _Sentence:
     coverage: float
     spans: list[tuple[int, int]]
     score: float = 0.0
-    span: tuple[int, int] | None = None  # the best of ``spans``, once placed
-    support: float = 0.0  # how much of the question stands around ``span`` (see _best_span)
 
     @property
     def type_ok(self) -> bool:
@@ -360,18 +361,6 @@ class Reader:
                 + w["rank"] / s.hit.rank
             )
         sentences.sort(key=lambda s: -s.score)
-        # The user's own words place a span; terms carried from an earlier turn (follow-ups)
-        # only help find the sentence.
-        own = set(query_terms(question))
-        own_weights = {t: w for t, w in weights.items() if t in own}
-        head = _head_noun(question) if qtype == "name" else None
-
-        def place(s: _Sentence) -> None:
-            text = self.data.articles[s.hit.chunk.article_id].text
-            s.span, s.support = _best_span(
-                s.spans, text[s.start : s.end], own_weights, weights, qtype, self._span_specificity, head
-            )
-
         best = sentences[0]
         second = next((s for s in sentences[1:] if (s.hit.chunk.article_id, s.start) != (best.hit.chunk.article_id, best.start)), None)
         margin = best.score - (second.score if second else 0.0)
@@ -396,9 +385,14 @@ class Reader:
         text = self.data.articles[best.hit.chunk.article_id].text
         span = None
         if best.spans:
-            if best.span is None:
-                place(best)
-            span, support = best.span, best.support
+            # The user's own words place the span; terms carried from an earlier turn
+            # (follow-ups) only help find the sentence.
+            own = set(query_terms(question))
+            own_weights = {t: w for t, w in weights.items() if t in own}
+            head = _head_noun(question) if qtype == "name" else None
+            span, support = _best_span(
+                best.spans, text[best.start : best.end], own_weights, weights, qtype, self._span_specificity, head
+            )
         else:
             support = best.coverage  # a whole-sentence answer holds its evidence itself
         features["span_support"] = support
@@ -569,10 +563,8 @@ def _spans(
         if qtype == "number":
             core = re.sub(r"^(?:about|around|nearly|almost|over|more than|less than|fewer than|at least|up to|"
                           r"approximately|roughly|some|only|just)\s+", "", span, flags=re.I)
-            if core.lower() in qwords or _is_year(core, sentence[:a]):
-                continue
-            if re.fullmatch(r"\d[\d,]*(?:\.\d+)?", core) and core.replace(",", "") in qwords:
-                continue  # a number the question itself states ("the 19-13 win") is not its answer
+            if core.lower() in qwords or core.replace(",", "") in qwords or _is_year(core, sentence[:a]):
+                continue  # the question's own words or numbers ("the 19-13 win") are not its answer
             if _CONVERSION_BEFORE.search(sentence[max(0, a - 16) : a]):
                 continue  # "£7.5m ($14.6m)": the bracketed figure converts the one before it
             if a >= 2 and sentence[a - 1] == "-" and sentence[a - 2].isalpha():
@@ -587,8 +579,7 @@ def _spans(
             if kind == "money" and not _MONEY_SPAN.search(span):
                 continue
             if kind == "count" and (_PERCENT_SPAN.search(span) or re.search(r"[$£€¥]", span)
-                                    or re.search(rf"\d\s?{_MEASURE}\b", span, re.I)
-                                    or re.match(rf"\s?{_MEASURE}\b", sentence[b:], re.I)):
+                                    or _MEASURED.search(span) or _MEASURE_NEXT.match(sentence, b)):
                 continue  # "how many" counts things: not a share, a sum of money or a measurement
         out.append((a, b))
     return out
@@ -690,6 +681,7 @@ def _best_span(
         return sum(1 for c in cuts[1:-1] if c <= pos)
 
     cue = _CUES.get(qtype)
+    question_weight = sum(weights.values()) or 1.0
 
     def evidence(span: tuple[int, int]) -> float:
         a, b = span
@@ -726,7 +718,7 @@ def _best_span(
         if head and re.search(rf"\b{head}", sentence[a:b], re.I):
             # "which university" -> "Cornell University", not "Hong Kong": the noun says the type,
             # so it outweighs all the question's words (evidence is in IDF units).
-            total += sum(weights.values())
+            total += question_weight
         return total
 
     chosen = max(spans, key=score)
@@ -734,7 +726,7 @@ def _best_span(
     # question's weight (1.0: every term in the span's own clause, next to it). A near-miss
     # question ("the attendance at the match" against a sentence with the score) finds a span
     # of the right type with little of the question near it.
-    return chosen, min(1.0, evidence(chosen) / (sum(weights.values()) or 1.0))
+    return chosen, min(1.0, evidence(chosen) / question_weight)
 
 
 def source_counts(citations: list[Citation], hits: list[Hit]) -> list[SourceCount]:
