@@ -1,0 +1,115 @@
+"""Question + passage windows for the span reader, shared by training and serving.
+
+A window is ``[CLS] question [SEP] part of the passage [SEP]`` of at most ``max_pieces`` word
+pieces. A passage longer than that is cut into overlapping windows (``stride`` word pieces of
+overlap), the way BERT was fine-tuned on SQuAD. Every passage token keeps its character offsets
+into the passage, so a predicted token span maps back to exact characters of the stored text.
+
+This module imports no torch: serving builds its windows with it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MAX_PIECES = 256
+STRIDE = 96
+MAX_QUESTION_PIECES = 64
+
+
+@dataclass(slots=True)
+class Window:
+    """One model input. ``offsets[i]`` is the passage character span of token i, or (-1, -1)
+    for tokens that are not passage text (question, special tokens)."""
+
+    ids: np.ndarray
+    type_ids: np.ndarray
+    offsets: np.ndarray  # (n, 2) int32, character offsets into the passage
+    passage: int  # index of the passage it came from
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def context(self) -> np.ndarray:
+        """Token positions that are passage text."""
+        return np.flatnonzero(self.offsets[:, 0] >= 0)
+
+
+def load_tokenizer(model_dir: Path, max_pieces: int = MAX_PIECES, stride: int = STRIDE):
+    """The model's own fast tokenizer, set to cut (question, passage) pairs into windows."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_pieces, stride=stride, strategy="only_second")
+    return tok
+
+
+def _window(enc, passage: int) -> Window:
+    seq = enc.sequence_ids
+    offs = np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2)
+    ctx = np.array([s == 1 for s in seq], dtype=bool)
+    offs[~ctx] = -1
+    return Window(
+        ids=np.asarray(enc.ids, dtype=np.int64),
+        type_ids=np.asarray(enc.type_ids, dtype=np.int64),
+        offsets=offs,
+        passage=passage,
+    )
+
+
+def make_windows(tokenizer, question: str, passages: list[str]) -> list[Window]:
+    """All windows of ``question`` over each passage, in passage order.
+
+    The question is cut to ``MAX_QUESTION_PIECES`` word pieces first (a pasted paragraph as a
+    question would otherwise leave no room for the passage).
+    """
+    if not passages:
+        return []
+    q = _cut_question(tokenizer, question)
+    encs = tokenizer.encode_batch([(q, p) for p in passages])
+    out: list[Window] = []
+    for i, enc in enumerate(encs):
+        out.append(_window(enc, i))
+        out.extend(_window(o, i) for o in enc.overflowing)
+    return out
+
+
+def _cut_question(tokenizer, question: str) -> str:
+    enc = tokenizer.encode(question, add_special_tokens=False)
+    if len(enc.ids) <= MAX_QUESTION_PIECES:
+        return question
+    return question[: enc.offsets[MAX_QUESTION_PIECES - 1][1]]
+
+
+def pad(windows: list[Window]) -> dict[str, np.ndarray]:
+    """Right-padded model inputs for a batch of windows."""
+    n = max(len(w) for w in windows)
+    ids = np.zeros((len(windows), n), dtype=np.int64)
+    types = np.zeros_like(ids)
+    mask = np.zeros_like(ids)
+    for i, w in enumerate(windows):
+        ids[i, : len(w)] = w.ids
+        types[i, : len(w)] = w.type_ids
+        mask[i, : len(w)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def answer_tokens(w: Window, start: int, end: int) -> tuple[int, int]:
+    """Token span of the passage characters [start, end) in window ``w``; (0, 0) (the [CLS]
+    token, "no answer") when the span is not wholly inside the window."""
+    ctx = w.context
+    if len(ctx) == 0:
+        return 0, 0
+    offs = w.offsets
+    if offs[ctx[0], 0] > start or offs[ctx[-1], 1] < end:
+        return 0, 0
+    s = ctx[np.searchsorted(offs[ctx, 1], start, side="right")]
+    e = ctx[np.searchsorted(offs[ctx, 0], end, side="left") - 1]
+    if e < s:
+        return 0, 0
+    return int(s), int(e)
