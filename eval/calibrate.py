@@ -1,94 +1,202 @@
-"""Fit the reader's confidence (a logistic function of its features) on Q&A sets.
+"""Choose how the span reader reads, fit its confidence, and measure quality against windows read.
 
-    python -m eval.calibrate                                   # the seed dev split
-    python -m eval.calibrate --set eval/seeds_qa.jsonl dev seeds index
+    python -m eval.calibrate                    # sweep, fit on the dev sets, write calibration.json
+    python -m eval.calibrate --no-write         # only print the tables
 
-A question's label is 1 when it is answerable and the reader's best candidate contains a gold
-answer, else 0 (wrong, or unanswerable). The fitted coefficients are printed as the
-``CONFIDENCE_WEIGHTS`` dict to paste into ``rag/answer.py``; held-out questions then show
-whether they generalise (``rag eval --split heldout``).
+Dev sets (tuning data only; the ``test``/``heldout`` halves are never read here):
 
-By default the fit uses the ``dev`` split of ``seeds_qa.jsonl``. The threshold is then chosen
-with ``rag eval`` on the seed dev split, ``bbc_qa.jsonl`` and the dev split of
-``bbc_heldout_qa.jsonl`` (eval/README.md); the ``heldout`` splits are used for neither.
+* ``squad-dev``: the ``dev`` articles of ``eval/squad_split.json`` (Wikipedia), passages
+  retrieved among those articles;
+* ``seeds-dev``: the ``dev`` split of ``eval/seeds_qa.jsonl`` over ``seeds/``;
+* ``bbc-dev``: the ``dev`` split of ``eval/bbc_heldout_qa.jsonl`` and all of ``eval/bbc_qa.jsonl``
+  over the BBC corpus (when ``../shared/corpora/bbc`` is present).
+
+For every question the top passages are retrieved once; then each reading setting (how many
+passages, whole passages or sentence windows, the retrieval weight) reads them and records the
+best span, its margin (span score minus the no-answer score) and the read time. Printed:
+
+1. quality against windows read: F1 / contains without abstaining, and the SQuAD 2.0 F1 at
+   the best margin of each set, with the read time's median;
+2. for the chosen setting, the confidence fit: Platt scaling (logistic regression of
+   "the candidate contains a gold answer" on the margin), pooled over the dev sets with each
+   set weighted equally, and the threshold table. ``calibration.json`` (beside the model) gets
+   the coefficients; the abstention threshold is the ``abstain_threshold`` setting.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-# The features the confidence weighs. The reader reports more (coverage, cov_ratio, overlap,
-# max_missing, is_span, type_ok); fit together they took signs that contradict their meaning
-# (more missing terms -> more confident) and did not transfer to the BBC sets.
-FEATURES = ("span_support", "entity_cov", "sent_cos", "passage_cos", "chunk_coverage", "margin")
+from rag import metrics as M
+from rag.answer import Reader
+from rag.config import Settings
+from rag.evaluate import load_qa, load_squad_set
+from rag.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+SQUAD = ROOT.parent / "shared" / "datasets" / "squad-explorer" / "train.json"
+BBC = ROOT.parent / "shared" / "corpora" / "bbc" / "articles"
 
 
-def collect(qa_path: Path, split: str | None, settings) -> tuple[list[str], list[list[float]], list[int]]:
-    from rag.pipeline import Pipeline
+@dataclass
+class Row:
+    """One question read with one setting."""
 
+    answers: tuple[str, ...]
+    candidate: str | None
+    margin: float
+    retrieval: float
+    ms: float
+    windows: int
+
+
+def dev_sets(index_root: Path) -> list[tuple[str, Settings, list]]:
+    base = Settings()
+    sets = []
+    items, folder = load_squad_set(SQUAD, "dev", base.cache_dir)
+    sets.append(("squad-dev", base.model_copy(update={"articles_dir": folder / "articles", "index_dir": folder / "index"}), items))
+    seeds, _ = load_qa(ROOT / "eval" / "seeds_qa.jsonl", "dev")
+    sets.append(("seeds-dev", base.model_copy(update={"articles_dir": ROOT / "seeds", "index_dir": index_root / "seeds"}), seeds))
+    if BBC.is_dir():
+        bbc = load_qa(ROOT / "eval" / "bbc_heldout_qa.jsonl", "dev")[0] + load_qa(ROOT / "eval" / "bbc_qa.jsonl")[0]
+        sets.append(("bbc-dev", base.model_copy(update={"articles_dir": BBC, "index_dir": index_root / "bbc"}), bbc))
+    return sets
+
+
+def retrieve_all(settings: Settings, items, k: int):
     pipe = Pipeline(settings)
     pipe.ensure_index()
-    rows, labels, names = [], [], None
-    for line in qa_path.read_text().splitlines():
-        if not line.strip():
-            continue
-        q = json.loads(line)
-        if split and q.get("split") != split:
-            continue
-        a = pipe.ask(q["question"], threshold=0.0)
-        names = names or sorted(a.features)
-        rows.append([a.features.get(n, 0.0) for n in names])
-        cand = (a.candidate or "").lower()
-        labels.append(int(bool(q["answers"]) and any(g.lower() in cand for g in q["answers"])))
-    return names or [], rows, labels
+    data = pipe.index()
+    out = []
+    for it in items:
+        qvec, hits = pipe.search(data, it.question, top_k=k)
+        out.append((it, qvec, hits))
+    return pipe, data, out
 
 
-DEFAULT_SETS = [("eval/seeds_qa.jsonl", "dev", "seeds", "index")]
+def read_all(pipe, data, retrieved, **reading) -> list[Row]:
+    reader = Reader(data, pipe.span_model, **reading)
+    rows = []
+    for it, qvec, hits in retrieved:
+        t = time.perf_counter()
+        r = reader.read(it.question, hits, qvec)
+        ms = (time.perf_counter() - t) * 1000
+        rows.append(Row(it.answers, r.answer, r.features.get("margin", -1e9), r.features.get("retrieval", 0.0), ms, r.windows))
+    return rows
 
 
-def main() -> None:
+def figures(rows: list[Row], margin: float | None = None) -> dict:
+    """Never-abstaining F1/contains, and SQuAD 2.0 F1 / abstention F1 at ``margin`` (best if None)."""
+    golds = [r.answers for r in rows]
+    never = M.answer_metrics([r.candidate for r in rows], golds)
+
+    def at(m: float) -> dict:
+        preds = [r.candidate if r.margin >= m else None for r in rows]
+        sq = M.squad2_metrics(preds, golds)
+        ab = M.abstention_metrics([p is None for p in preds], [not g for g in golds])
+        ans = M.answer_metrics(preds, golds)
+        return {"margin": m, "squad2_f1": sq["f1"], "abst_f1": ab["f1"], "f1": ans["f1"], "contains": ans["contains"]}
+
+    if margin is None:
+        grid = sorted({round(r.margin, 1) for r in rows} | {-1e9})
+        best = max((at(m) for m in grid), key=lambda d: d["squad2_f1"])
+    else:
+        best = at(margin)
+    return {"f1_never": never["f1"], "contains_never": never["contains"], "best": best,
+            "ms_p50": M.percentile([r.ms for r in rows], 50), "windows": float(np.mean([r.windows for r in rows]))}
+
+
+def fit_platt(sets: dict[str, list[Row]]) -> dict:
+    """Logistic regression of 'candidate contains a gold answer' on the margin, sets weighted equally."""
     from sklearn.linear_model import LogisticRegression
 
-    from rag.config import Settings
+    X, y, w = [], [], []
+    for rows in sets.values():
+        for r in rows:
+            X.append([r.margin])
+            y.append(int(M.contains_answer(r.candidate, r.answers)))
+            w.append(1.0 / len(rows))
+    lr = LogisticRegression(C=100.0).fit(np.array(X), np.array(y), sample_weight=np.array(w) * len(X) / len(sets))
+    return {"margin": float(lr.coef_[0][0]), "bias": float(lr.intercept_[0])}
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", nargs=4, action="append", metavar=("QA", "SPLIT", "ARTICLES", "INDEX"),
-                    help="a Q&A file, its split ('all' for every question), its articles and index folders")
-    ap.add_argument("--C", type=float, default=3.0, help="Inverse L2 regularisation strength.")
-    ap.add_argument("--features", default=",".join(FEATURES),
-                    help="comma list of the reader's features to weight (the rest are reported, not used)")
-    args = ap.parse_args()
-    names: list[str] = []
-    x: list[list[float]] = []
-    y: list[int] = []
-    for qa, split, articles, index in args.set or DEFAULT_SETS:
-        n, rows, labels = collect(Path(qa), None if split == "all" else split,
-                                  Settings(articles_dir=Path(articles), index_dir=Path(index)))
-        if not labels:
-            raise SystemExit(f"{qa}: no questions in split '{split}'")
-        if names and n != names:
-            raise SystemExit(f"{qa}: other features than the first set ({n} vs {names})")
-        names = n
-        x += rows
-        y += labels
-        print(f"{qa} [{split}]: {len(labels)} questions, {sum(labels)} right candidates")
-    wanted = [f.strip() for f in args.features.split(",") if f.strip()]
-    unknown = sorted(set(wanted) - set(names))
-    if unknown:
-        raise SystemExit(f"unknown features {unknown}; the reader has {names}")
-    cols = [names.index(f) for f in wanted]
-    names = wanted
-    xa, ya = np.array(x)[:, cols], np.array(y)
-    model = LogisticRegression(C=args.C, max_iter=1000).fit(xa, ya)
-    weights = {"bias": round(float(model.intercept_[0]), 3)}
-    weights.update({n: round(float(c), 3) for n, c in zip(names, model.coef_[0])})
-    print(f"{len(ya)} questions, {int(ya.sum())} right candidates; training accuracy {model.score(xa, ya):.2f}")
-    print("CONFIDENCE_WEIGHTS =", json.dumps(weights, indent=4))
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--index-root", type=Path, default=Path.home() / ".cache" / "rag" / "dev-indexes")
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--passages", type=int, nargs="+", default=[1, 2, 3, 5])
+    ap.add_argument("--sentences", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 1.0, 2.0, 4.0])
+    ap.add_argument("--out", type=Path, default=ROOT / "eval" / "reports" / "reader-tuning.json")
+    args = ap.parse_args(argv)
+
+    settings = Settings()
+    retrieved = {}
+    for name, s, items in dev_sets(args.index_root):
+        print(f"retrieving {name}: {len(items)} questions", flush=True)
+        retrieved[name] = retrieve_all(s, items, max(args.passages))
+
+    report: dict = {"curve": [], "weights": []}
+    print("\nquality against what the model reads (retrieval_weight 0):")
+    print(f"{'passages':>8} {'sent':>4} {'windows':>7} | " + " | ".join(f"{n:^38}" for n in retrieved))
+    print(f"{'':>8} {'':>4} {'':>7} | " + " | ".join(f"{'F1 never  cont never  sq2F1@best  ms p50':^38}" for _ in retrieved))
+    for sent in args.sentences:
+        for n in args.passages:
+            cells, entry = [], {"passages": n, "sentences": sent, "sets": {}}
+            wins = []
+            for name, (pipe, data, ret) in retrieved.items():
+                rows = read_all(pipe, data, ret, read_passages=n, read_sentences=sent)
+                f = figures(rows)
+                entry["sets"][name] = f
+                wins.append(f["windows"])
+                cells.append(f"{f['f1_never']:.3f}  {f['contains_never']:.3f}  {f['best']['squad2_f1']:.3f}  {f['ms_p50']:6.1f}")
+            report["curve"].append(entry)
+            print(f"{n:>8} {sent:>4} {np.mean(wins):7.2f} | " + " | ".join(f"{c:^38}" for c in cells), flush=True)
+
+    chosen = {"read_passages": settings.read_passages, "read_sentences": settings.read_sentences}
+    print(f"\nretrieval weight, reading {chosen}:")
+    rows_by_w = {}
+    for wgt in args.weights:
+        sets = {name: read_all(pipe, data, ret, **chosen, retrieval_weight=wgt) for name, (pipe, data, ret) in retrieved.items()}
+        rows_by_w[wgt] = sets
+        figs = {name: figures(rows) for name, rows in sets.items()}
+        report["weights"].append({"weight": wgt, "sets": figs})
+        print(f"  weight {wgt:4.1f}: " + "  ".join(
+            f"{n} F1 {f['f1_never']:.3f} cont {f['contains_never']:.3f} sq2F1 {f['best']['squad2_f1']:.3f}" for n, f in figs.items()))
+
+    sets = rows_by_w[settings.retrieval_weight] if settings.retrieval_weight in rows_by_w else next(iter(rows_by_w.values()))
+    cal = fit_platt(sets)
+    print(f"\nPlatt fit: p = sigmoid({cal['margin']:.4f} * margin + {cal['bias']:.4f})")
+    report["calibration"] = cal
+    print("\nthreshold (confidence) -> per set: answer F1 / contains / abstention F1 / SQuAD2 F1")
+    table = []
+    for t in [round(x, 2) for x in np.arange(0.05, 0.96, 0.05)]:
+        m = (np.log(t / (1 - t)) - cal["bias"]) / cal["margin"]
+        row = {"threshold": t, "margin": m, "sets": {n: figures(r, m)["best"] for n, r in sets.items()}}
+        table.append(row)
+        print(f"  {t:.2f} (margin {m:6.2f}): " + "  ".join(
+            f"{n} {d['f1']:.3f}/{d['contains']:.3f}/{d['abst_f1']:.3f}/{d['squad2_f1']:.3f}" for n, d in row["sets"].items()))
+    report["thresholds"] = table
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwrote {args.out}")
+    if not args.no_write:
+        path = Path(settings.reader_dir) / "calibration.json"
+        path.write_text(json.dumps({
+            **cal,
+            "label": "the candidate contains a gold answer (SQuAD-normalized); unanswerable questions are never right",
+            "fit_on": list(sets), "n": {k: len(v) for k, v in sets.items()},
+            "reading": {**chosen, "retrieval_weight": settings.retrieval_weight},
+        }, indent=2) + "\n")
+        print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

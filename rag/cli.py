@@ -226,14 +226,14 @@ def status(index: Optional[Path] = typer.Option(None, "--index"), as_json: bool 
 
 @app.command("eval")
 def eval_cmd(
-    qa: Path = typer.Option(Path("eval/seeds_qa.jsonl"), "--qa", help="Q&A file (JSON Lines)."),
+    qa: Path = typer.Option(Path("eval/seeds_qa.jsonl"), "--qa", help="Q&A file: our JSON Lines, or SQuAD JSON (v1.1 / v2.0 layout)."),
     articles: Optional[Path] = typer.Option(None, "--articles"),
     index: Optional[Path] = typer.Option(None, "--index"),
     k: int = typer.Option(10, "--k", help="Passages retrieved per question."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the markdown report here."),
     compare: bool = typer.Option(False, "--compare", help="Compare retrieval settings side by side."),
-    split: Optional[str] = typer.Option(None, "--split", help="Only questions of this split (dev, heldout)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only questions of this split (JSON Lines: dev, heldout; SQuAD JSON: the articles of train, dev or test in eval/squad_split.json)."),
 ):
     """Run an eval set of Q&A pairs and report retrieval, answer, abstention and latency metrics."""
     with _friendly_errors():

@@ -97,6 +97,21 @@ class Settings(BaseSettings):
         le=1.0,
         description="Answers with a confidence below this abstain (chosen from the eval coverage curve).",
     )
+    reader_dir: Path = Field(
+        Path(__file__).resolve().parent / "models" / "reader",
+        description="The span model (reader.onnx, tokenizer, calibration); the trained one ships in rag/models/reader.",
+    )
+    read_passages: int = Field(3, gt=0, le=50, description="Top retrieved passages the span model reads.")
+    read_sentences: int = Field(
+        0, ge=0, description="Read only this many sentences of each passage (those closest to the question, with "
+        "read_context neighbours); 0 reads whole passages."
+    )
+    read_context: int = Field(1, ge=0, description="Sentences read on each side of a chosen sentence.")
+    max_answer_pieces: int = Field(30, gt=0, description="Longest answer span, in word pieces (always within one sentence).")
+    retrieval_weight: float = Field(
+        0.0, ge=0.0, description="Weight of the passage's retrieval score (relative to the top passage's) added to "
+        "the span's margin when choosing between spans of different passages."
+    )
     max_question_chars: int = Field(1000, gt=0, description="Longer questions are cut to this length.")
 
     @model_validator(mode="after")

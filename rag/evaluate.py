@@ -128,6 +128,31 @@ def load_qa(path: str | Path, split: str | None = None) -> tuple[list[QAItem], l
     return items, warnings
 
 
+def load_squad_set(path: Path, split: str | None, cache_dir: Path) -> tuple[list[QAItem], Path]:
+    """The questions of a SQuAD JSON file (of one split of ``eval/squad_split.json`` when
+    ``split`` is given) and a folder of their articles to index, under ``cache_dir/squad/``."""
+    import hashlib
+
+    from .squad import load_squad, question_word, split_articles, write_articles
+
+    articles = split_articles(load_squad(path), split)
+    key = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    folder = Path(cache_dir) / "squad" / f"{path.stem}-{split or 'all'}-{key}"
+    names = write_articles(articles, folder / "articles")
+    items = []
+    for a in articles:
+        for p in a.paragraphs:
+            for q in p.questions:
+                answers = () if q.impossible else tuple(t for t, _ in q.answers)
+                items.append(QAItem(
+                    id=q.id or f"q{len(items)}", question=q.question, answers=answers,
+                    sources=(names[a.title],) if answers else (),
+                    type="unanswerable" if not answers else question_word(q.question),
+                    split=split, line=len(items) + 1,
+                ))
+    return items, folder
+
+
 # --------------------------------------------------------------------------- per-question results
 
 
@@ -242,6 +267,8 @@ def score_results(results: Sequence[QuestionResult], *, k: int, threshold: float
         answer["by_split"] = {s: _answers(g) for s, g in _by(results, lambda r: r.item.split).items()}
     answer["recommended_threshold"] = M.recommend_threshold(curve)
     answer["coverage_curve"] = curve
+    answer["squad2"] = M.squad2_metrics([r.answer for r in results], [r.item.answers for r in results])
+    answer["reliability"] = M.reliability([r.confidence for r in results], [r.candidate_correct for r in results])
 
     abstention = {"n": len(unanswerable), "threshold": threshold, **_abstention(results)}
     abstention["abstained"] = sum(r.abstained for r in results)
@@ -420,11 +447,20 @@ def run_eval(
     from .errors import RagError
     from .pipeline import Pipeline
 
+    from .squad import is_squad_json
+
     console = console or Console()
     qa_path = Path(qa_path)
     if not qa_path.is_file():
         raise RagError(f"Q&A file not found: {qa_path}")
-    items, warnings = load_qa(qa_path, split)
+    if is_squad_json(qa_path):
+        # A SQuAD set brings its own articles: they are indexed apart from the user's index.
+        items, folder = load_squad_set(qa_path, split, settings.cache_dir)
+        settings = settings.model_copy(update={"articles_dir": folder / "articles", "index_dir": folder / "index"})
+        warnings: list[str] = []
+        console.print(f"SQuAD set: {len(items)} questions, articles and index in {folder}", highlight=False)
+    else:
+        items, warnings = load_qa(qa_path, split)
     for w in warnings:
         console.print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)
     if not items:
@@ -468,7 +504,7 @@ def run_eval(
     }
     report = {key: report[key] for key in REPORT_KEYS}
 
-    stem = qa_path.stem
+    stem = qa_path.stem + (f"-{split}" if split and is_squad_json(qa_path) else "")
     json_out = Path(json_out) if json_out else DEFAULT_REPORT_DIR / f"{stem}.json"
     report_out = Path(report_out) if report_out else DEFAULT_REPORT_DIR / f"{stem}.md"
     chart_out = report_out.with_name(f"{report_out.stem}-coverage.png")
@@ -517,7 +553,7 @@ def write_chart(report: dict, path: Path) -> None:
     def at(t: float) -> dict:
         return min(curve, key=lambda p: abs(p["threshold"] - t))
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15.5, 4.4))
     ax1.plot(cov, acc, "-", color="tab:blue", lw=1.5)
     cur = at(current)
     if cur["accuracy"] is not None:
@@ -541,6 +577,18 @@ def write_chart(report: dict, path: Path) -> None:
     ax2.set(xlabel="abstention threshold (confidence)", xlim=(0, 1), ylim=(-0.02, 1.02), title="By threshold")
     ax2.grid(alpha=0.3)
     ax2.legend(loc="best", fontsize=7)
+    rel = report["answer"].get("reliability") or {"bins": [], "ece": 0.0}
+    ax3.plot([0, 1], [0, 1], ":", color="grey", lw=1, label="perfectly calibrated")
+    if rel["bins"]:
+        xs = [b["confidence"] for b in rel["bins"]]
+        ys = [b["accuracy"] for b in rel["bins"]]
+        sizes = [20 + 180 * b["n"] / max(1, rel["n"]) for b in rel["bins"]]
+        ax3.plot(xs, ys, "-", color="tab:blue", lw=1)
+        ax3.scatter(xs, ys, s=sizes, color="tab:blue", zorder=3, label="bins (area ~ questions)")
+    ax3.set(xlabel="confidence", ylabel="share of candidates right", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02),
+            title=f"Reliability (ECE {rel['ece']:.3f})")
+    ax3.grid(alpha=0.3)
+    ax3.legend(loc="upper left", fontsize=8)
     cfg = report.get("config", {})
     fig.suptitle(f"{Path(str(cfg.get('qa_file', ''))).name}  n={report['n']}  mode={cfg.get('mode')}", fontsize=10)
     fig.tight_layout()
@@ -594,6 +642,14 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
     out += [_md_table(["em", "f1", "contains", "answered", "coverage (all)"],
                       [[ans["em"], ans["f1"], ans["contains"], f"{ans['answered']}/{ans['n']}", ans["coverage"]]]), ""]
 
+    sq = ans.get("squad2")
+    if sq:
+        out += ["## SQuAD 2.0 figures (official definition)", "",
+                "Over all questions: an abstention is the empty answer, right on an unanswerable question.", ""]
+        out += [_md_table(["exact", "f1", "HasAns exact", "HasAns f1", "NoAns (abstained)", "total", "HasAns", "NoAns"],
+                          [[sq["exact"], sq["f1"], sq["HasAns_exact"], sq["HasAns_f1"], sq["NoAns_f1"], sq["total"],
+                            sq["HasAns_total"], sq["NoAns_total"]]]), ""]
+
     out += ["## Abstention", "", "Unanswerable is the positive class.", ""]
     out += [_md_table(["threshold", "precision", "recall", "f1", "tp", "fp", "fn", "tn"],
                       [[ab["threshold"], ab["precision"], ab["recall"], ab["f1"], ab["tp"], ab["fp"], ab["fn"], ab["tn"]]]), ""]
@@ -624,8 +680,16 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
         out += [_md_table(["split", "n", "em", "f1", "contains"],
                           [[s, v["n"], v["em"], v["f1"], v["contains"]] for s, v in ans["by_split"].items()]), ""]
 
+    rel = ans.get("reliability")
+    if rel and rel["bins"]:
+        out += ["## Reliability of the confidence", "",
+                f"Per confidence bin, the share of candidates that are right (contain a gold answer; an unanswerable "
+                f"question's candidate is never right). Expected calibration error {rel['ece']:.3f}.", ""]
+        out += [_md_table(["confidence bin", "n", "mean confidence", "right"],
+                          [[f"{b['low']:.1f}–{b['high']:.1f}", b["n"], b["confidence"], b["accuracy"]] for b in rel["bins"]]), ""]
+
     if chart_name:
-        out += ["## Coverage vs accuracy", "", f"![coverage vs accuracy]({chart_name})", ""]
+        out += ["## Coverage, accuracy and reliability", "", f"![coverage, accuracy and reliability]({chart_name})", ""]
 
     if ret.get("compare"):
         out += ["## Retrieval modes compared", ""]
@@ -669,6 +733,10 @@ def summary_table(report: dict):
     )
     t.add_row(f"answer ({ans['n']})", "  ".join(f"{k} {_f(ans[k])}" for k in ("em", "f1", "contains"))
               + f"  coverage {_f(ans['coverage'])}")
+    sq = ans.get("squad2")
+    if sq:
+        t.add_row("squad2", f"exact {_f(sq['exact'])}  f1 {_f(sq['f1'])}  HasAns f1 {_f(sq['HasAns_f1'])}"
+                  f"  NoAns {_f(sq['NoAns_f1'])}")
     t.add_row(f"abstention ({ab['n']})", f"P {_f(ab['precision'])}  R {_f(ab['recall'])}  F1 {_f(ab['f1'])}"
               f"  threshold {ab['threshold']:.2f}")
     t.add_row("latency ms", f"p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  max {lat['max']:.1f}")

@@ -30,6 +30,8 @@ __all__ = [
     "retrieval_metrics",
     "answer_metrics",
     "abstention_metrics",
+    "squad2_metrics",
+    "reliability",
     "coverage_curve",
     "recommend_threshold",
     "percentile",
@@ -131,6 +133,63 @@ def answer_metrics(
         cont += contains_answer(pred, gold)
     d = n or 1
     return {"n": n, "answered": answered, "em": em / d, "f1": f1 / d, "contains": cont / d}
+
+
+def squad2_metrics(predictions: Sequence[str | None], golds: Sequence[Sequence[str]]) -> dict[str, float | int]:
+    """The official SQuAD 2.0 figures (``evaluate-v2.0.py``), unanswerable questions counted.
+
+    An abstention is the empty prediction. An unanswerable question (no golds) scores 1 on
+    exact and F1 when abstained on, else 0; an answerable one scores max EM / F1 over its golds
+    (0 when abstained on). ``exact``/``f1`` average over all questions (in percent, as the
+    official script prints them, divided by 100 here to match our other figures); ``HasAns_*``
+    over answerable and ``NoAns_*`` over unanswerable questions.
+    """
+    if len(predictions) != len(golds):
+        raise ValueError("predictions and golds differ in length")
+    has_em = has_f1 = no = 0.0
+    n_has = n_no = 0
+    for pred, gold in zip(predictions, golds):
+        if gold:
+            n_has += 1
+            has_em += exact_match(pred, gold)
+            has_f1 += f1_score(pred, gold)
+        else:
+            n_no += 1
+            no += pred is None
+    n = n_has + n_no
+    out: dict[str, float | int] = {
+        "exact": (has_em + no) / n if n else 0.0,
+        "f1": (has_f1 + no) / n if n else 0.0,
+        "total": n,
+        "HasAns_exact": has_em / n_has if n_has else 0.0,
+        "HasAns_f1": has_f1 / n_has if n_has else 0.0,
+        "HasAns_total": n_has,
+        "NoAns_exact": no / n_no if n_no else 0.0,
+        "NoAns_f1": no / n_no if n_no else 0.0,
+        "NoAns_total": n_no,
+    }
+    return out
+
+
+def reliability(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> dict:
+    """Reliability of a confidence: per equal-width bin, the mean confidence against the share
+    of right answers, and the expected calibration error (ECE: the bins' |gap|, weighted by
+    their share of questions). Empty bins are left out of ``bins``."""
+    if len(confidences) != len(correct):
+        raise ValueError("confidences and correct differ in length")
+    rows = []
+    ece = 0.0
+    n = len(confidences)
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        idx = [i for i, c in enumerate(confidences) if lo <= c < hi or (b == bins - 1 and c == 1.0)]
+        if not idx:
+            continue
+        conf = sum(confidences[i] for i in idx) / len(idx)
+        acc = sum(bool(correct[i]) for i in idx) / len(idx)
+        ece += len(idx) / n * abs(conf - acc)
+        rows.append({"low": lo, "high": hi, "n": len(idx), "confidence": conf, "accuracy": acc})
+    return {"bins": rows, "ece": ece if n else 0.0, "n": n}
 
 
 # --------------------------------------------------------------------------- retrieval

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import __version__
 from .answer import Reader, source_counts
+from .reader import SpanModel
 from .chunk import chunk_articles
 from .config import Settings
 from .embed import Embedder, load_embedder
@@ -92,6 +93,7 @@ class Pipeline:
         self._load_lock = threading.Lock()
         self._data: IndexData | None = None
         self._reader: Reader | None = None
+        self._span_model: SpanModel | None = None
 
     # -- components -------------------------------------------------------------------
     def _load_embedder(self, backend: str) -> Embedder:
@@ -135,8 +137,18 @@ class Pipeline:
                 return self.embedder
         return self.build_embedder
 
+    @property
+    def span_model(self) -> SpanModel:
+        """The reader's span model (ONNX); loaded once, on first use."""
+        if self._span_model is None:
+            with self._embedder_lock:
+                if self._span_model is None:
+                    self._span_model = SpanModel(self.settings.reader_dir)
+        return self._span_model
+
     def warm_up(self) -> None:
         self.embedder
+        self.span_model
         self.index()
 
     def index(self) -> IndexData:
@@ -148,14 +160,26 @@ class Pipeline:
         with self._load_lock:
             if self._data is None or self._data.version != self.store.current_version():
                 data = self.store.load(self.settings.model_name)
-                self._reader = Reader(data)
+                self._reader = self._make_reader(data)
                 self._data = data
             return self._data
+
+    def _make_reader(self, data: IndexData) -> Reader:
+        s = self.settings
+        return Reader(
+            data,
+            self.span_model,
+            read_passages=s.read_passages,
+            read_sentences=s.read_sentences,
+            read_context=s.read_context,
+            max_answer_pieces=s.max_answer_pieces,
+            retrieval_weight=s.retrieval_weight,
+        )
 
     def reader_for(self, data: IndexData) -> Reader:
         reader = self._reader
         if reader is None or reader.data is not data:
-            reader = Reader(data)
+            reader = self._make_reader(data)
         return reader
 
     # -- building ---------------------------------------------------------------------
@@ -388,6 +412,37 @@ class Pipeline:
         return self.build(folder, progress=progress, wait=wait)
 
     # -- answering --------------------------------------------------------------------
+    def search(
+        self,
+        data: IndexData,
+        query: str,
+        *,
+        top_k: int | None = None,
+        mode: str | None = None,
+        fusion: str | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> tuple[np.ndarray, list]:
+        """The query's vector and its top passages (dense + BM25 fused, near-duplicates folded)."""
+        s = self.settings
+        t1 = time.perf_counter()
+        qvec = self.embedder.encode_query(query)
+        t2 = time.perf_counter()
+        hits = retrieve(
+            data,
+            query,
+            qvec,
+            mode=mode or s.retrieval_mode,
+            fusion=fusion or s.fusion,
+            top_k=top_k or s.top_k,
+            candidates=max(s.candidates, top_k or s.top_k),
+            rrf_k=s.rrf_k,
+            dedup_threshold=s.dedup_threshold,
+        )
+        if timings is not None:
+            timings["embed"] = (t2 - t1) * 1000
+            timings["retrieve"] = (time.perf_counter() - t2) * 1000
+        return qvec, hits
+
     def ask(
         self,
         question: str,
@@ -430,48 +485,33 @@ class Pipeline:
             query = query[: 2 * s.max_question_chars].rsplit(" ", 1)[0]
         data = self.index()
         reader = self.reader_for(data)
-        t1 = time.perf_counter()
-        qvec = self.embedder.encode_query(query)
-        t2 = time.perf_counter()
-        hits = retrieve(
-            data,
-            query,
-            qvec,
-            mode=mode or s.retrieval_mode,
-            fusion=fusion or s.fusion,
-            top_k=top_k or s.top_k,
-            candidates=max(s.candidates, top_k or s.top_k),
-            rrf_k=s.rrf_k,
-            dedup_threshold=s.dedup_threshold,
-        )
+        timings: dict[str, float] = {}
+        qvec, hits = self.search(data, query, top_k=top_k, mode=mode, fusion=fusion, timings=timings)
         t3 = time.perf_counter()
-        result = reader.read(clean, query, qvec, hits)
+        # The model reads the user's own question; a follow-up reads the rewritten one, which
+        # carries the earlier turn's terms.
+        result = reader.read(query, hits, qvec)
         t4 = time.perf_counter()
-        confidence = float(min(1.0, max(0.0, result["confidence"])))
-        abstained = result["answer"] is None or confidence < threshold
-        citations = [] if abstained else result["citations"]
+        confidence = float(min(1.0, max(0.0, result.confidence)))
+        abstained = result.answer is None or confidence < threshold
+        citations = [] if abstained else result.citations
         return Answer(
             question=question,
             query=query,
-            answer=None if abstained else result["answer"],
-            candidate=result["answer"],
+            answer=None if abstained else result.answer,
+            candidate=result.answer,
             abstained=abstained,
             confidence=confidence,
-            answer_type=result["qtype"],
-            kind="none" if abstained else result["kind"],
+            kind="none" if abstained else "span",
             citations=citations,
             sources=source_counts(citations, hits),
             n_sources=len({c.article_id for c in citations}),
             passages=hits,
             notes=notes,
-            features=result.get("features", {}),
+            features=result.features,
             index_version=data.version,
-            timings_ms={
-                "embed": (t2 - t1) * 1000,
-                "retrieve": (t3 - t2) * 1000,
-                "read": (t4 - t3) * 1000,
-                "total": (t4 - t0) * 1000,
-            },
+            timings_ms={**timings, **{f"read_{k}": v for k, v in result.timings_ms.items()},
+                        "read": (t4 - t3) * 1000, "total": (t4 - t0) * 1000},
         )
 
 

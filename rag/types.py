@@ -86,14 +86,13 @@ class Answer(BaseModel):
     candidate: str | None = Field(None, description="Best answer found before the abstention threshold.")
     abstained: bool
     confidence: float = Field(ge=0.0, le=1.0)
-    answer_type: str = "other"
-    kind: Literal["span", "sentence", "none"] = "none"
+    kind: Literal["span", "none"] = "none"
     citations: list[Citation] = Field(default_factory=list)
     sources: list[SourceCount] = Field(default_factory=list)
     n_sources: int = Field(0, description="Articles that state the answer.")
     passages: list[Hit] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="Things the user should know (e.g. question cut).")
-    features: dict[str, float] = Field(default_factory=dict, description="Reader features behind the confidence.")
+    features: dict[str, float] = Field(default_factory=dict, description="The reader's scores behind the confidence (margin, span and no-answer scores, retrieval).")
     index_version: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
