@@ -330,6 +330,8 @@ def worker_cold(p: dict) -> dict:
     s = Settings(index_dir=Path(p["index_dir"]), embed_backend=p["backend"])
     pipe = Pipeline(s)
     pipe.embedder
+    t_embedder = time.perf_counter()
+    pipe.span_model
     t_model = time.perf_counter()
     pipe.index()
     t_index = time.perf_counter()
@@ -339,7 +341,8 @@ def worker_cold(p: dict) -> dict:
         "start_to_answer": (t_main - p["spawned"]) + (t_ans - t0),
         "interpreter_start": t_main - p["spawned"],
         "imports": t_imp - t0,
-        "model_load": t_model - t_imp,
+        "model_load": t_embedder - t_imp,
+        "reader_load": t_model - t_embedder,
         "index_load": t_index - t_model,
         "first_ask": t_ans - t_index,
         "answer": a.answer,
@@ -625,8 +628,10 @@ def bench_corpus(runner: Runner, corpus: str, articles: Path, qa: Path, tmp: Pat
         for key in ("torch-fp32", "onnx-fp32", "torch-bf16"):
             backend, prec = key.split("-")
             index_dir = index_dirs.get(key) if res["builds"].get(key) else None
-            if index_dir is None and prec == "fp32" and res["builds"].get("torch-fp32"):
-                index_dir = index_dirs["torch-fp32"]  # same model: serve onnx queries over the torch-built index
+            if index_dir is None and key == "onnx-fp32":
+                # Same model (cosine >= 0.9999 between backends): the product serves ONNX queries over
+                # an index built by any backend, so measure that over whichever index was built.
+                index_dir = next((index_dirs[k] for k in index_dirs if res["builds"].get(k)), None)
             if index_dir is None:
                 continue
             prof = REPORTS / f"profile-ask-{corpus}-{key}.txt"
@@ -635,20 +640,20 @@ def bench_corpus(runner: Runner, corpus: str, articles: Path, qa: Path, tmp: Pat
                                      "profile": str(prof) if key == "onnx-fp32" else None},
                            f"{corpus}: serving with {key} (load + 50 asks, then warm latency)")
             res["serve"][key] = r
-        target = 3 if small else 5
-        t = Table(title=f"3. Answer latency, warm process: {corpus} ({qa.name}; target ask p50 <= {target}x one query embedding)")
+        target = 60.0  # ms, warm, 2 cores, with the span model (issue 13)
+        t = Table(title=f"3. Answer latency, warm process: {corpus} ({qa.name}; target ask p50 <= {target:.0f} ms)")
         for col in ("backend", "asks", "ask p50 ms", "ask p95 ms", "embed p50", "retrieve p50", "read p50",
-                    "1 query embed p50 ms", "ask p50 / query embed", "faiss"):
+                    "tokenize", "model", "spans", "1 query embed p50 ms", "faiss"):
             t.add_column(col, justify="right" if col != "backend" else "left")
         for key, r in res["serve"].items():
             if not r:
                 continue
-            ratio = r["ask_ms"]["p50"] / r["query_embed_ms"]["p50"]
-            r["ratio"] = ratio
             tm = r["timings_ms_p50"]
-            t.add_row(key, str(r["n_asks"]), _fmt(r["ask_ms"]["p50"], 1), _fmt(r["ask_ms"]["p95"], 1), _fmt(tm.get("embed"), 1),
-                      _fmt(tm.get("retrieve"), 1), _fmt(tm.get("read"), 1), _fmt(r["query_embed_ms"]["p50"], 1),
-                      f"{ratio:.1f}x {'ok' if ratio <= target else 'over'}", r["faiss_type"])
+            ok = "ok" if r["ask_ms"]["p50"] <= target else "over"
+            t.add_row(key, str(r["n_asks"]), f"{_fmt(r['ask_ms']['p50'], 1)} {ok}", _fmt(r["ask_ms"]["p95"], 1),
+                      _fmt(tm.get("embed"), 1), _fmt(tm.get("retrieve"), 1), _fmt(tm.get("read"), 1),
+                      _fmt(tm.get("read_tokenize"), 1), _fmt(tm.get("read_model"), 1), _fmt(tm.get("read_spans"), 1),
+                      _fmt(r["query_embed_ms"]["p50"], 1), r["faiss_type"])
         console.print(t)
 
     # ---- 5. memory
@@ -693,7 +698,7 @@ def bench_cold(runner: Runner, seeds_index: dict, report: dict, runs: int):
     from rich.table import Table
 
     rows = {}
-    for key in ("torch-fp32", "onnx-fp32"):
+    for key in [k for k in ("torch-fp32", "onnx-fp32") if k in seeds_index]:
         backend = key.split("-")[0]
         out = []
         for i in range(runs):
@@ -706,7 +711,7 @@ def bench_cold(runner: Runner, seeds_index: dict, report: dict, runs: int):
     imp = [runner.run("import_torch", {}, f"import torch alone {i + 1}/{runs}") for i in range(runs)]
     report["cold"] = {"runs": rows, "import_torch": imp}
     t = Table(title=f"6. Cold start on the seeds: process start -> first answer (median of {runs} fresh processes)")
-    for col in ("backend", "start->answer s", "interpreter", "imports", "model load", "index load", "first ask",
+    for col in ("backend", "start->answer s", "interpreter", "imports", "model load", "reader load", "index load", "first ask",
                 "torch imported?", "answer"):
         t.add_column(col, justify="right" if col not in ("backend", "answer") else "left")
     for key, out in rows.items():
@@ -714,12 +719,12 @@ def bench_cold(runner: Runner, seeds_index: dict, report: dict, runs: int):
             continue
         g = lambda k: med([x[k] for x in out])  # noqa: E731
         t.add_row(key, _fmt(g("start_to_answer"), 2), _fmt(g("interpreter_start"), 2), _fmt(g("imports"), 2),
-                  _fmt(g("model_load"), 2), _fmt(g("index_load"), 2), _fmt(g("first_ask"), 2),
+                  _fmt(g("model_load"), 2), _fmt(g("reader_load"), 2), _fmt(g("index_load"), 2), _fmt(g("first_ask"), 2),
                   "yes" if any(x["torch_imported"] for x in out) else "no", str(out[0]["answer"]))
     imp = [x for x in imp if x]
     if imp:
         t.add_row("import torch alone", _fmt(med([x["start_to_imported"] for x in imp]), 2), "", _fmt(med([x["import_torch"] for x in imp]), 2),
-                  "", "", "", "yes", "")
+                  "", "", "", "", "yes", "")
     runner.console.print(t)
 
 

@@ -91,11 +91,21 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     args.work.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(message)s",
-        handlers=[logging.FileHandler(args.work / "train.log"), logging.StreamHandler(sys.stderr)],
-    )
+    handlers = [logging.FileHandler(args.work / "train.log"), logging.StreamHandler(sys.stderr)]
+    for h in handlers:
+        h.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        return _train(args)
+    finally:
+        for h in handlers:
+            log.removeHandler(h)
+            h.close()
+
+
+def _train(args) -> int:
     import torch
     from tqdm import tqdm
     from transformers import BertForQuestionAnswering

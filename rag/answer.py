@@ -9,8 +9,9 @@
    word pieces. Its *margin* is its start + end score minus the window's no-answer score.
 3. **Choice.** The best span over all windows wins on its margin plus
    ``retrieval_weight`` x the passage's retrieval score relative to the top passage's.
-4. **Confidence** is a calibrated probability (Platt scaling of the margin, fit on the SQuAD
-   dev split by ``eval/calibrate.py``); the pipeline abstains below ``abstain_threshold``.
+4. **Confidence** is a calibrated probability: a logistic function of the best span's margin
+   and the lowest no-answer score among the windows read (Platt scaling, fit on the dev sets
+   by ``eval/calibrate.py``); the pipeline abstains below ``abstain_threshold``.
 5. **Corroboration.** Other articles whose best span states the same answer (or near-duplicate
    passages folded into a hit that contain it) are cited too, one citation per article.
 
@@ -163,10 +164,12 @@ class Reader:
             "null_score": best.null,
             "retrieval": best.retrieval,
             "passage_rank": float(best.passage.hit.rank),
+            "null_min": float(nulls.min()),
+            "windows_for_answer": float(sum(1 for c in candidates if c.margin > 0)),
         }
         return Reading(
             answer=text[best.start : best.end],
-            confidence=self.model.confidence(best.margin, best.retrieval),
+            confidence=self.model.confidence(features),
             citations=self._citations(best, candidates, hits),
             features=features,
             windows=len(windows),

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
 
     # --- answering -----------------------------------------------------------
     abstain_threshold: float = Field(
-        0.48,
+        0.40,
         ge=0.0,
         le=1.0,
         description="Answers with a confidence below this abstain (chosen from the eval coverage curve).",
@@ -103,13 +103,13 @@ class Settings(BaseSettings):
     )
     read_passages: int = Field(3, gt=0, le=50, description="Top retrieved passages the span model reads.")
     read_sentences: int = Field(
-        0, ge=0, description="Read only this many sentences of each passage (those closest to the question, with "
+        1, ge=0, description="Read only this many sentences of each passage (those closest to the question, with "
         "read_context neighbours); 0 reads whole passages."
     )
     read_context: int = Field(1, ge=0, description="Sentences read on each side of a chosen sentence.")
     max_answer_pieces: int = Field(30, gt=0, description="Longest answer span, in word pieces (always within one sentence).")
     retrieval_weight: float = Field(
-        0.0, ge=0.0, description="Weight of the passage's retrieval score (relative to the top passage's) added to "
+        2.0, ge=0.0, description="Weight of the passage's retrieval score (relative to the top passage's) added to "
         "the span's margin when choosing between spans of different passages."
     )
     max_question_chars: int = Field(1000, gt=0, description="Longer questions are cut to this length.")

@@ -538,6 +538,9 @@ class OnnxEmbedder(_Base):
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        # No spin-waiting after a run: the embedder's and the reader's sessions take turns on
+        # the same cores, and a spinning pool starves the other (the reader's model time doubled).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
 

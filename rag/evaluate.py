@@ -272,6 +272,8 @@ def score_results(results: Sequence[QuestionResult], *, k: int, threshold: float
 
     abstention = {"n": len(unanswerable), "threshold": threshold, **_abstention(results)}
     abstention["abstained"] = sum(r.abstained for r in results)
+    if len({r.item.split for r in results}) > 1:
+        abstention["by_split"] = {s: _abstention(g) for s, g in _by(results, lambda r: r.item.split).items()}
     abstention["by_type"] = {
         t: {"n": len(g), "abstained": sum(r.abstained for r in g), "rate": sum(r.abstained for r in g) / len(g)}
         for t, g in _by(results, lambda r: r.item.type).items()

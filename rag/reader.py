@@ -53,6 +53,9 @@ class SpanModel:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.log_severity_level = 3
+        # No spin-waiting after a run: the embedder's and the reader's sessions take turns on
+        # the same cores, and a spinning pool starves the other (the reader's model time doubled).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
         cal = self.model_dir / CALIBRATION_FILE
@@ -73,10 +76,12 @@ class SpanModel:
         end = np.where(mask, -1e4, end.astype(np.float32))
         return Logits(start, end)
 
-    def confidence(self, margin: float, retrieval: float = 1.0) -> float:
-        """Calibrated probability that the answer is right (Platt scaling fit on the dev split)."""
-        c = self.calibration
-        z = c.get("bias", 0.0) + c.get("margin", 1.0) * margin + c.get("retrieval", 0.0) * retrieval
+    def confidence(self, features: dict[str, float]) -> float:
+        """Calibrated probability that the answer is right: a logistic function of the reader's
+        scores (Platt scaling, fit on the dev split by ``eval/calibrate.py``; the weights are in
+        ``calibration.json``). Without a calibration file, the sigmoid of the margin."""
+        weights = self.calibration.get("weights") or {"margin": 1.0}
+        z = self.calibration.get("bias", 0.0) + sum(w * features.get(k, 0.0) for k, w in weights.items())
         return float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
 
 

@@ -39,14 +39,28 @@ class Window:
         return np.flatnonzero(self.offsets[:, 0] >= 0)
 
 
-def load_tokenizer(model_dir: Path, max_pieces: int = MAX_PIECES, stride: int = STRIDE):
-    """The model's own fast tokenizer, set to cut (question, passage) pairs into windows."""
-    from tokenizers import Tokenizer
+class WindowTokenizer:
+    """The model's own fast tokenizer twice: one instance cuts (question, passage) pairs into
+    windows, the other (no truncation) measures questions. No state is toggled between calls,
+    so one instance serves every thread."""
 
-    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
-    tok.no_padding()
-    tok.enable_truncation(max_length=max_pieces, stride=stride, strategy="only_second")
-    return tok
+    def __init__(self, model_dir: Path, max_pieces: int = MAX_PIECES, stride: int = STRIDE):
+        from tokenizers import Tokenizer
+
+        path = str(Path(model_dir) / "tokenizer.json")
+        self.pairs = Tokenizer.from_file(path)
+        self.pairs.no_padding()
+        self.pairs.enable_truncation(max_length=max_pieces, stride=stride, strategy="only_second")
+        self.plain = Tokenizer.from_file(path)
+        self.plain.no_padding()
+        self.plain.no_truncation()
+
+    def __getattr__(self, name):  # token_to_id, id_to_token, ...
+        return getattr(self.plain, name)
+
+
+def load_tokenizer(model_dir: Path, max_pieces: int = MAX_PIECES, stride: int = STRIDE) -> WindowTokenizer:
+    return WindowTokenizer(model_dir, max_pieces, stride)
 
 
 def _window(enc, passage: int) -> Window:
@@ -62,7 +76,7 @@ def _window(enc, passage: int) -> Window:
     )
 
 
-def make_windows(tokenizer, question: str, passages: list[str]) -> list[Window]:
+def make_windows(tokenizer: WindowTokenizer, question: str, passages: list[str]) -> list[Window]:
     """All windows of ``question`` over each passage, in passage order.
 
     The question is cut to ``MAX_QUESTION_PIECES`` word pieces first (a pasted paragraph as a
@@ -71,7 +85,7 @@ def make_windows(tokenizer, question: str, passages: list[str]) -> list[Window]:
     if not passages:
         return []
     q = _cut_question(tokenizer, question)
-    encs = tokenizer.encode_batch([(q, p) for p in passages])
+    encs = tokenizer.pairs.encode_batch([(q, p) for p in passages])
     out: list[Window] = []
     for i, enc in enumerate(encs):
         out.append(_window(enc, i))
@@ -80,7 +94,7 @@ def make_windows(tokenizer, question: str, passages: list[str]) -> list[Window]:
 
 
 def _cut_question(tokenizer, question: str) -> str:
-    enc = tokenizer.encode(question, add_special_tokens=False)
+    enc = tokenizer.plain.encode(question, add_special_tokens=False)
     if len(enc.ids) <= MAX_QUESTION_PIECES:
         return question
     return question[: enc.offsets[MAX_QUESTION_PIECES - 1][1]]

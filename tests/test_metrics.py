@@ -326,7 +326,7 @@ def test_score_results_and_reports(tmp_path):
     assert list(json.loads(j.read_text())) == list(REPORT_KEYS)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = md.read_text()
-    assert "![coverage vs accuracy](r-coverage.png)" in text
+    assert "![coverage, accuracy and reliability](r-coverage.png)" in text
     assert "Q c \\| pipe" in text and "line 3" in text
     for label in ("retrieval", "reader", "threshold"):
         assert f"| {label} |" in text
@@ -335,3 +335,31 @@ def test_score_results_and_reports(tmp_path):
 def test_qaitem_answerable():
     q = QAItem(id="x", question="?", answers=(), sources=(), type="unanswerable", split=None, line=1)
     assert not q.answerable
+
+
+def test_squad2_metrics_hand_computed():
+    # answerable right, answerable half right, answerable abstained, unanswerable abstained, unanswerable answered
+    preds = ["Einstein GPT", "the big red dog", None, None, "Microsoft"]
+    golds = [["Einstein GPT"], ["red dog barks"], ["49%"], [], []]
+    m = M.squad2_metrics(preds, golds)
+    f1_half = 2 * (2 / 3) * (2 / 3) / (4 / 3)  # "big red dog" vs "red dog barks": 2 of 3 tokens each side
+    assert m["HasAns_total"] == 3 and m["NoAns_total"] == 2 and m["total"] == 5
+    assert m["HasAns_exact"] == pytest.approx(1 / 3)
+    assert m["HasAns_f1"] == pytest.approx((1 + f1_half) / 3)
+    assert m["NoAns_exact"] == m["NoAns_f1"] == pytest.approx(0.5)
+    assert m["exact"] == pytest.approx((1 + 1) / 5)
+    assert m["f1"] == pytest.approx((1 + f1_half + 1) / 5)
+    assert M.squad2_metrics([], [])["f1"] == 0.0
+
+
+def test_reliability_bins_and_ece():
+    conf = [0.05, 0.15, 0.95, 0.95, 1.0, 0.55]
+    right = [False, False, True, True, False, True]
+    r = M.reliability(conf, right, bins=10)
+    assert [b["n"] for b in r["bins"]] == [1, 1, 1, 3]
+    top = r["bins"][-1]
+    assert top["accuracy"] == pytest.approx(2 / 3) and top["confidence"] == pytest.approx((0.95 + 0.95 + 1.0) / 3)
+    expected = (1 / 6) * 0.05 + (1 / 6) * 0.15 + (1 / 6) * 0.45 + (3 / 6) * abs(2.9 / 3 - 2 / 3)
+    assert r["ece"] == pytest.approx(expected)
+    with pytest.raises(ValueError):
+        M.reliability([0.1], [])

@@ -38,10 +38,10 @@ def test_stake_is_corroborated_by_more_than_one_article(seeds_pipeline):
     assert all(c.quote == "49%" for c in a.citations)
 
 
-def test_shortest_span_inside_its_sentence(seeds_pipeline):
-    a = seeds_pipeline.ask("How much revenue did OpenAI make in 2022?")
-    assert a.answer == "about $35 million"
-    assert "revenue in 2022" in a.citations[0].sentence
+def test_span_inside_its_sentence(seeds_pipeline):
+    a = seeds_pipeline.ask("Which chatbot did OpenAI build for Salesforce?")
+    assert a.answer == "Einstein GPT"
+    assert "Salesforce" in a.citations[0].sentence
     _check_citations(seeds_pipeline, a)
 
 
