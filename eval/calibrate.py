@@ -5,7 +5,7 @@
 
 Dev sets (tuning data only; the ``test``/``heldout`` halves are never read here):
 
-* ``squad-dev``: the ``dev`` articles of ``eval/squad_split.json`` (Wikipedia), passages
+* ``squad-dev``: the ``dev`` articles of ``rag/squad_split.json`` (Wikipedia), passages
   retrieved among those articles;
 * ``seeds-dev``: the ``dev`` split of ``eval/seeds_qa.jsonl`` over ``seeds/``;
 * ``bbc-dev``: the ``dev`` split of ``eval/bbc_heldout_qa.jsonl`` and all of ``eval/bbc_qa.jsonl``
@@ -18,8 +18,9 @@ best span, its margin (span score minus the no-answer score) and the read time. 
 1. quality against windows read: F1 / contains without abstaining, and the SQuAD 2.0 F1 at
    the best margin of each set, with the read time's median;
 2. for the chosen setting, the confidence fit: Platt scaling (logistic regression of
-   "the candidate contains a gold answer" on the margin), pooled over the dev sets with each
-   set weighted equally, and the threshold table. ``calibration.json`` (beside the model) gets
+   "the candidate contains a gold answer" on the margin and ``null_min``, the lowest no-answer
+   score among the windows read), pooled over the dev sets with each set weighted equally, and
+   the threshold table (per set, and the mean SQuAD 2.0 F1 that chose ``abstain_threshold``). ``calibration.json`` (beside the model) gets
    the coefficients; the abstention threshold is the ``abstain_threshold`` setting.
 """
 
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             cells, entry = [], {"passages": n, "sentences": sent, "sets": {}}
             wins = []
             for name, (pipe, data, ret) in retrieved.items():
-                rows = read_all(pipe, data, ret, read_passages=n, read_sentences=sent)
+                rows = read_all(pipe, data, ret, read_passages=n, read_sentences=sent, retrieval_weight=0.0)
                 f = figures(rows)
                 entry["sets"][name] = f
                 wins.append(f["windows"])

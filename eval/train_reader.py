@@ -8,7 +8,7 @@ window of question + passage it scores every token as the answer's start and end
 token's start + end score is the "no answer" score. Unanswerable questions, and windows that
 do not hold the whole answer, are trained to point at [CLS].
 
-Training data is the ``train`` split of ``eval/squad_split.json`` (every article not held out
+Training data is the ``train`` split of ``rag/squad_split.json`` (every article not held out
 for dev or test); never an eval set. CPU only, bf16 autocast where the CPU has it, seeded, with
 a checkpoint every ``--save-every`` steps and at each epoch's end; a killed run started again
 with the same arguments continues from the last checkpoint. The final weights are written to

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .config import Settings
 from .index import IndexData
 from .reader import SpanModel, best_spans
 from .types import Citation, Hit, SourceCount
@@ -74,6 +75,11 @@ class Reading:
     timings_ms: dict[str, float] = field(default_factory=dict)  # tokenize, model, spans
 
 
+# The reading settings the confidence was calibrated with (rag/config.py; calibration.json).
+_DEFAULTS = {k: Settings.model_fields[k].default for k in
+             ("read_passages", "read_sentences", "read_context", "max_answer_pieces", "retrieval_weight")}
+
+
 class Reader:
     """Reads retrieved passages of one loaded index with the span model; safe to share between threads."""
 
@@ -82,11 +88,11 @@ class Reader:
         data: IndexData,
         model: SpanModel,
         *,
-        read_passages: int = 3,
-        read_sentences: int = 0,
-        read_context: int = 1,
-        max_answer_pieces: int = 30,
-        retrieval_weight: float = 0.0,
+        read_passages: int = _DEFAULTS["read_passages"],
+        read_sentences: int = _DEFAULTS["read_sentences"],
+        read_context: int = _DEFAULTS["read_context"],
+        max_answer_pieces: int = _DEFAULTS["max_answer_pieces"],
+        retrieval_weight: float = _DEFAULTS["retrieval_weight"],
     ):
         self.data = data
         self.model = model
@@ -107,7 +113,10 @@ class Reader:
                 out.append(_Passage(hit, c.start, c.end, sents))
                 continue
             vecs = self.data.chunk_sentence_vectors(self._row_of[c.id])
-            cos = vecs @ qvec if len(vecs) == len(sents) else np.zeros(len(sents))
+            if len(vecs) != len(sents):  # no stored sentence vectors to choose by: read it whole
+                out.append(_Passage(hit, c.start, c.end, sents))
+                continue
+            cos = vecs @ qvec
             keep: set[int] = set()
             for i in np.argsort(-cos)[: self.read_sentences]:
                 keep.update(range(max(0, i - self.read_context), min(len(sents), i + self.read_context + 1)))
@@ -137,14 +146,15 @@ class Reader:
         logits = self.model.logits(windows)
         t2 = time.perf_counter()
         nulls = logits.null()
-        top_score = max((h.score for h in hits), default=0.0) or 1.0
+        top_score = max((h.score for h in hits), default=0.0)
 
         candidates: list[_Candidate] = []
         for w, window in enumerate(windows):
             p = passages[window.passage]
             sentence_of = _sentence_of(window, p)
             spans = best_spans(window, logits.start[w], logits.end[w], sentence_of, self.max_answer_pieces)
-            retrieval = p.hit.score / top_score
+            # relative to the top passage, in [0, 1] (a dense cosine can be negative)
+            retrieval = min(1.0, max(0.0, p.hit.score / top_score)) if top_score > 0 else 1.0
             # The best span of each window, and the next ones for corroboration within it.
             for score, s, e in spans[:3]:
                 a = p.start + int(window.offsets[s, 0])
@@ -165,7 +175,7 @@ class Reader:
             "retrieval": best.retrieval,
             "passage_rank": float(best.passage.hit.rank),
             "null_min": float(nulls.min()),
-            "windows_for_answer": float(sum(1 for c in candidates if c.margin > 0)),
+            "passages_for_answer": float(len({id(c.passage) for c in candidates if c.margin > 0})),
         }
         return Reading(
             answer=text[best.start : best.end],

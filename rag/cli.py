@@ -233,7 +233,7 @@ def eval_cmd(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the markdown report here."),
     compare: bool = typer.Option(False, "--compare", help="Compare retrieval settings side by side."),
-    split: Optional[str] = typer.Option(None, "--split", help="Only questions of this split (JSON Lines: dev, heldout; SQuAD JSON: the articles of train, dev or test in eval/squad_split.json)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only questions of this split (JSON Lines: dev, heldout; SQuAD JSON: the articles of train, dev or test in rag/squad_split.json)."),
 ):
     """Run an eval set of Q&A pairs and report retrieval, answer, abstention and latency metrics."""
     with _friendly_errors():

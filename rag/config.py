@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         description="Reciprocal rank fusion constant (Cormack et al. 2009): damps the weight of the very "
         "top ranks so that one retriever's rank-1 cannot drown the other's agreement.",
     )
-    top_k: int = Field(5, gt=0, le=50, description="Passages shown to the reader and the user.")
+    top_k: int = Field(5, gt=0, le=50, description="Passages retrieved and shown to the user (the reader reads the first read_passages).")
     candidates: int = Field(40, gt=0, description="Candidates each retriever returns before fusion.")
     dedup_threshold: float = Field(
         0.92,
@@ -95,7 +95,8 @@ class Settings(BaseSettings):
         0.40,
         ge=0.0,
         le=1.0,
-        description="Answers with a confidence below this abstain (chosen from the eval coverage curve).",
+        description="Answers with a confidence (a calibrated probability) below this abstain; 0.40 maximised the mean "
+        "SQuAD 2.0 F1 of the dev sets (python -m eval.calibrate).",
     )
     reader_dir: Path = Field(
         Path(__file__).resolve().parent / "models" / "reader",

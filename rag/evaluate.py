@@ -6,7 +6,8 @@
   ``n retrieval answer abstention latency_ms misses config``;
 * ``eval/reports/<qa-stem>.md``: headline tables, breakdown by question type, the coverage
   chart, every miss (and the mode comparison with ``compare=True``);
-* ``eval/reports/<qa-stem>-coverage.png``: coverage vs accuracy over abstention thresholds.
+* ``eval/reports/<qa-stem>-coverage.png``: coverage vs accuracy over abstention thresholds,
+  and the reliability plot of the confidence.
 
 The metric definitions live in :mod:`rag.metrics`; see ``eval/README.md``.
 """
@@ -129,7 +130,7 @@ def load_qa(path: str | Path, split: str | None = None) -> tuple[list[QAItem], l
 
 
 def load_squad_set(path: Path, split: str | None, cache_dir: Path) -> tuple[list[QAItem], Path]:
-    """The questions of a SQuAD JSON file (of one split of ``eval/squad_split.json`` when
+    """The questions of a SQuAD JSON file (of one split of ``rag/squad_split.json`` when
     ``split`` is given) and a folder of their articles to index, under ``cache_dir/squad/``."""
     import hashlib
 

@@ -100,7 +100,7 @@ def f1_score(prediction: str | None, golds: Sequence[str]) -> float:
 
 def contains_answer(prediction: str | None, golds: Sequence[str]) -> bool:
     """True if the normalized prediction contains a normalized gold answer as a substring
-    (so a whole-sentence answer that states the fact counts). Empty normalized golds never
+    (so a longer answer that states the fact counts). Empty normalized golds never
     match; ``None`` (abstention) or no golds is False."""
     if prediction is None or not golds:
         return False

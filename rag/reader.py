@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +59,6 @@ class SpanModel:
         self._inputs = {i.name for i in self.session.get_inputs()}
         cal = self.model_dir / CALIBRATION_FILE
         self.calibration: dict = json.loads(cal.read_text()) if cal.is_file() else {}
-        self._lock = threading.Lock()
 
     def windows(self, question: str, passages: list[str]) -> list[Window]:
         return make_windows(self.tokenizer, question, passages)
@@ -69,9 +67,10 @@ class SpanModel:
         """Start and end logits of every window, in one onnxruntime call (padded batch)."""
         if not windows:
             return Logits(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
-        feed = {k: v for k, v in pad(windows).items() if k in self._inputs}
+        inputs = pad(windows)
+        feed = {k: v for k, v in inputs.items() if k in self._inputs}
         start, end = self.session.run(["start_logits", "end_logits"], feed)
-        mask = feed["attention_mask"] == 0
+        mask = inputs["attention_mask"] == 0
         start = np.where(mask, -1e4, start.astype(np.float32))
         end = np.where(mask, -1e4, end.astype(np.float32))
         return Logits(start, end)

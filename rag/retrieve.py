@@ -30,7 +30,7 @@ def query_terms(query: str) -> list[str]:
 
 @lru_cache(maxsize=4096)
 def _query_terms(query: str) -> tuple[str, ...]:
-    # One ask tokenizes the question and a few spans several times; bm25s.tokenize costs ~1 ms a call.
+    # A chat re-asks, and the eval asks each question under several settings; bm25s.tokenize costs ~1 ms a call.
     return tuple(bm25_tokenize([query])[0])
 
 

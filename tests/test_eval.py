@@ -19,7 +19,7 @@ SEEDS_QA = ROOT / "eval" / "seeds_qa.jsonl"
 # "block.metric" -> minimum value on eval/seeds_qa.jsonl with the default settings (k=10).
 # Measured 2026-12-02 with the span model (3 passages x best sentence +-1, threshold 0.40, onnx
 # queries): hit@1 .857, hit@3 .952, hit@5 1.0, hit@10 1.0, mrr .911, ndcg@10 .895, em .635,
-# f1 .670, contains .667, abstention f1 .667. These are LOWER than the rule reader's on this set
+# f1 .6697, contains .667, abstention f1 .667. These are LOWER than the rule reader's on this set
 # (em .683, f1 .743, contains .873, abstention f1 .903; the rules were tuned on its dev split):
 # the trained reader replaced them because it does better on the sets nobody tuned on (README,
 # "Measured quality"); the drop here is reported there, not hidden.
@@ -31,7 +31,7 @@ FLOORS: dict[str, float] = {
     "retrieval.mrr": 0.91,
     "retrieval.ndcg@10": 0.89,
     "answer.em": 0.63,
-    "answer.f1": 0.67,
+    "answer.f1": 0.66,
     "answer.contains": 0.66,
     "abstention.f1": 0.66,
 }

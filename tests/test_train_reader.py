@@ -30,7 +30,7 @@ TINY = {
             ],
         },
         {
-            "title": "Kenya",  # a dev article of eval/squad_split.json: never trained on
+            "title": "Kenya",  # a dev article of rag/squad_split.json: never trained on
             "paragraphs": [{"context": "Nairobi is the capital of Kenya.", "qas": [
                 {"id": "c", "question": "What is the capital of Kenya?", "answers": [{"text": "Nairobi", "answer_start": 0}],
                  "is_impossible": False}]}],

@@ -171,7 +171,7 @@ def answer_card_html(answer) -> str:
         )
     n_src = answer.n_sources or len({c.article_id for c in answer.citations})
     src = f"{n_src} article{'s' if n_src != 1 else ''}" if n_src else ""
-    long = " rag-answer-long" if len(answer.answer) > 60 else ""  # a whole sentence, not a span
+    long = " rag-answer-long" if len(answer.answer) > 60 else ""  # a long span wraps as text, not as a headline
     return (
         '<div class="rag-card rag-answer" data-testid="rag-answer">'
         '<div class="rag-card-label">Answer</div>'
