@@ -233,13 +233,17 @@ def eval_cmd(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the markdown report here."),
     compare: bool = typer.Option(False, "--compare", help="Compare retrieval settings side by side."),
+    baseline: Optional[Path] = typer.Option(
+        None, "--baseline", help="An earlier report's JSON: adds fixed / broken per question and the change of each figure."
+    ),
     split: Optional[str] = typer.Option(None, "--split", help="Only questions of this split (JSON Lines: dev, heldout; SQuAD JSON: the articles of train, dev or test in rag/squad_split.json)."),
 ):
     """Run an eval set of Q&A pairs and report retrieval, answer, abstention and latency metrics."""
     with _friendly_errors():
         from .evaluate import run_eval
 
-        run_eval(qa, _settings(articles, index), k=k, json_out=json_out, report_out=report, compare=compare, split=split)
+        run_eval(qa, _settings(articles, index), k=k, json_out=json_out, report_out=report, compare=compare, split=split,
+                 baseline=baseline)
 
 
 def main() -> None:  # pragma: no cover

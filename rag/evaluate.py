@@ -288,6 +288,11 @@ def score_results(results: Sequence[QuestionResult], *, k: int, threshold: float
     if stages:
         latency["stages_p50"] = {name: M.percentile(v, 50) for name, v in stages.items()}
 
+    answer["questions"] = [
+        {"id": r.item.id, "type": r.item.type, "split": r.item.split, "question": r.item.question,
+         "answer": r.answer, "candidate": r.candidate, "abstained": r.abstained, "confidence": r.confidence}
+        for r in results
+    ]
     misses = []
     for r in results:
         label = M.classify_miss(
@@ -431,6 +436,7 @@ def run_eval(
     split: str | None = None,
     progress: bool = True,
     console: Any = None,
+    baseline: str | Path | None = None,
 ) -> dict:
     """Evaluate the pipeline configured by ``settings`` on the Q&A file ``qa_path``.
 
@@ -456,6 +462,14 @@ def run_eval(
     qa_path = Path(qa_path)
     if not qa_path.is_file():
         raise RagError(f"Q&A file not found: {qa_path}")
+    old_report = None
+    if baseline is not None:
+        try:
+            old_report = json.loads(Path(baseline).read_text(encoding="utf-8"))
+            if not isinstance(old_report, dict) or "misses" not in old_report:
+                raise ValueError("no 'misses'")
+        except (OSError, ValueError) as exc:
+            raise RagError(f"--baseline {baseline}: not a report written by rag eval ({exc})") from None
     if is_squad_json(qa_path):
         # A SQuAD set brings its own articles: they are indexed apart from the user's index.
         items, folder = load_squad_set(qa_path, split, settings.cache_dir)
@@ -506,6 +520,9 @@ def run_eval(
         "config": _config(settings, qa_path, k=k, split=split, warnings=warnings, n_loaded=len(items), build=build),
     }
     report = {key: report[key] for key in REPORT_KEYS}
+    if old_report is not None:
+        report["answer"]["changes"] = compare_reports(report, old_report)
+        report["answer"]["changes"]["baseline_file"] = str(baseline)
 
     stem = qa_path.stem + (f"-{split}" if split and is_squad_json(qa_path) else "")
     json_out = Path(json_out) if json_out else DEFAULT_REPORT_DIR / f"{stem}.json"
@@ -516,8 +533,101 @@ def run_eval(
     if compare:
         console.print(compare_table(report["retrieval"]["compare"]))
     console.print(summary_table(report))
+    if old_report is not None:
+        c = report["answer"]["changes"]["counts"]
+        console.print(f"against {baseline}: " + ", ".join(f"{k} {v}" for k, v in c.items()), highlight=False)
     console.print(f"Reports: {json_out}, {report_out}, {chart_out}", highlight=False)
     return report
+
+
+# --------------------------------------------------------------------------- against a baseline
+
+#: Headline figures compared with a baseline report: (block, key, label).
+HEADLINES = (
+    ("retrieval", "hit@1", "hit@1"), ("retrieval", "hit@5", "hit@5"), ("retrieval", "mrr", "MRR"),
+    ("answer", "em", "EM"), ("answer", "f1", "F1"), ("answer", "contains", "contains"),
+    ("answer", "coverage", "coverage"), ("abstention", "f1", "abstention F1"),
+    ("squad2", "f1", "SQuAD2 F1"), ("latency_ms", "p50", "latency p50 ms"),
+)
+CHANGE_KINDS = ("fixed", "broken", "still wrong", "still right")
+
+
+def _headline(report: dict, block: str, key: str) -> float | None:
+    if block == "squad2":
+        return (report.get("answer", {}).get("squad2") or {}).get(key)
+    return report.get(block, {}).get(key)
+
+
+def compare_reports(new: dict, old: dict) -> dict:
+    """Per question: fixed / broken / still wrong / still right against ``old``, and the change
+    of every headline figure.
+
+    A question is *right* when it is not among the report's misses (answered correctly, or
+    abstained on when unanswerable), so a baseline written before reports listed every question
+    (``answer.questions``) still compares; its answers to the questions it got right are then
+    unknown (``None``). Questions are matched by id; ones in only one report are counted apart.
+    """
+    def table(rep: dict) -> dict[str, dict]:
+        rows = {q["id"]: {**q, "right": True} for q in rep.get("answer", {}).get("questions", [])}
+        for m in rep.get("misses", []):
+            rows[m["id"]] = {**rows.get(m["id"], {}), **{k: m.get(k) for k in ("id", "type", "split", "question", "answer",
+                                                                            "candidate", "abstained", "confidence")},
+                             "gold": m.get("gold"), "right": False}
+        return rows
+
+    a, b = table(new), table(old)
+    old_lists_all = bool(old.get("answer", {}).get("questions"))
+    rows, only_now = [], []
+    for qid, q in a.items():
+        if qid in b:
+            o = b[qid]
+        elif not old_lists_all:  # an old-style report lists only its misses: the rest were right
+            o = {"right": True, "answer": None, "abstained": False}
+        else:
+            only_now.append(qid)
+            continue
+        kind = {(False, True): "fixed", (True, False): "broken", (False, False): "still wrong",
+                (True, True): "still right"}[(o["right"], q["right"])]
+        rows.append({"id": qid, "kind": kind, "type": q.get("type"), "split": q.get("split"),
+                     "question": q.get("question"), "gold": q.get("gold") or o.get("gold"),
+                     "old": o.get("answer"), "old_abstained": bool(o.get("abstained")),
+                     "new": q.get("answer"), "new_abstained": bool(q.get("abstained"))})
+    counts = {k: sum(r["kind"] == k for r in rows) for k in CHANGE_KINDS}
+    by_type: dict[str, dict[str, int]] = defaultdict(lambda: {k: 0 for k in CHANGE_KINDS})
+    for r in rows:
+        by_type[str(r["type"])][r["kind"]] += 1
+    figures = []
+    for block, key, label in HEADLINES:
+        x, y = _headline(old, block, key), _headline(new, block, key)
+        figures.append({"figure": label, "baseline": x, "now": y,
+                        "change": (y - x) if isinstance(x, (int, float)) and isinstance(y, (int, float)) else None})
+    return {"baseline_qa_file": old.get("config", {}).get("qa_file"), "n_compared": len(rows),
+            "only_now": only_now, "only_baseline": sorted(set(b) - set(a)),
+            "counts": counts, "by_type": dict(sorted(by_type.items())), "figures": figures,
+            "questions": [r for r in rows if r["kind"] in ("fixed", "broken")]}
+
+
+def write_changes_chart(changes: dict, path: Path) -> None:
+    """Fixed and broken questions by question type, beside still right / still wrong."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    types = list(changes["by_type"]) or ["(none)"]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(types) + 3), 3.8))
+    colors = {"fixed": "tab:green", "broken": "tab:red", "still wrong": "tab:orange", "still right": "tab:gray"}
+    left = [0] * len(types)
+    for kind in ("broken", "fixed", "still wrong", "still right"):
+        vals = [changes["by_type"].get(t, {}).get(kind, 0) for t in types]
+        ax.barh(types, vals, left=left, color=colors[kind], label=f"{kind} ({changes['counts'][kind]})")
+        left = [x + v for x, v in zip(left, vals)]
+    ax.set(xlabel="questions", title="Against the baseline, by question type")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -529,7 +639,13 @@ def write_outputs(report: dict, *, json_out: Path, report_out: Path, chart_out: 
         p.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_chart(report, chart_out)
-    report_out.write_text(render_markdown(report, chart_name=_rel(chart_out, report_out.parent)), encoding="utf-8")
+    changes_chart = None
+    if report["answer"].get("changes"):
+        changes_out = report_out.with_name(f"{report_out.stem}-changes.png")
+        write_changes_chart(report["answer"]["changes"], changes_out)
+        changes_chart = _rel(changes_out, report_out.parent)
+    report_out.write_text(render_markdown(report, chart_name=_rel(chart_out, report_out.parent), changes_chart=changes_chart),
+                          encoding="utf-8")
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -620,7 +736,7 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(report: dict, chart_name: str | None = None) -> str:
+def render_markdown(report: dict, chart_name: str | None = None, changes_chart: str | None = None) -> str:
     """The markdown report: config, headline tables, breakdowns, chart, comparison, misses."""
     cfg, ret, ans, ab, lat = (report[k] for k in ("config", "retrieval", "answer", "abstention", "latency_ms"))
     rec = ans.get("recommended_threshold") or {}
@@ -699,6 +815,28 @@ def render_markdown(report: dict, chart_name: str | None = None) -> str:
         out += [_md_table(["mode", "fusion", *COMPARE_COLUMNS],
                           [[c["mode"], c["fusion"] or "–", *(_f(c[k], 1) if k == "p50_ms" else c[k] for k in COMPARE_COLUMNS)]
                            for c in ret["compare"]]), ""]
+
+    ch = ans.get("changes")
+    if ch:
+        out += ["## Against the baseline", "",
+                f"Baseline `{ch.get('baseline_file')}` ({ch['n_compared']} questions compared"
+                + (f"; {len(ch['only_now'])} only here" if ch["only_now"] else "")
+                + (f"; {len(ch['only_baseline'])} only in the baseline" if ch["only_baseline"] else "") + ").", ""]
+        out += [_md_table(["figure", "baseline", "now", "change"],
+                          [[f["figure"], f["baseline"], f["now"],
+                            ("–" if f["change"] is None else f"{f['change']:+.3f}")] for f in ch["figures"]]), ""]
+        out += [_md_table(list(CHANGE_KINDS), [[ch["counts"][k] for k in CHANGE_KINDS]]), ""]
+        out += [_md_table(["type", *CHANGE_KINDS], [[t, *(v[k] for k in CHANGE_KINDS)] for t, v in ch["by_type"].items()]), ""]
+        if changes_chart:
+            out += [f"![changes by question type]({changes_chart})", ""]
+        if ch["questions"]:
+            def shown(text, abstained):
+                return "(abstained)" if abstained else (text if text is not None else "–")
+
+            out += [_md_table(["id", "change", "type", "question", "gold", "baseline answer", "answer now"],
+                              [[q["id"], q["kind"], q["type"], q["question"], q["gold"] or "(unanswerable)",
+                                shown(q["old"], q["old_abstained"]), shown(q["new"], q["new_abstained"])]
+                               for q in ch["questions"]]), ""]
 
     misses = report["misses"]
     counts = defaultdict(int)

@@ -363,3 +363,64 @@ def test_reliability_bins_and_ece():
     assert r["ece"] == pytest.approx(expected)
     with pytest.raises(ValueError):
         M.reliability([0.1], [])
+
+
+def _report(rows, misses_ids, questions=True):
+    """A minimal report: ``rows`` = (id, type, answer, abstained); the ids in ``misses_ids`` are misses."""
+    qs = [{"id": i, "type": t, "split": None, "question": f"Q {i}", "answer": a, "candidate": a, "abstained": ab,
+           "confidence": 0.5} for i, t, a, ab in rows]
+    misses = [{**q, "label": "reader", "gold": ["g"]} for q in qs if q["id"] in misses_ids]
+    return {"retrieval": {"hit@1": 0.5, "hit@5": 1.0, "mrr": 0.7}, "misses": misses, "config": {"qa_file": "x.jsonl"},
+            "answer": {"em": 0.5, "f1": 0.6, "contains": 0.7, "coverage": 1.0, **({"questions": qs} if questions else {})},
+            "abstention": {"f1": 0.4}, "latency_ms": {"p50": 10.0}}
+
+
+def test_compare_reports_hand_checked():
+    from rag.evaluate import compare_reports
+
+    old = _report([("a", "who", "x", False), ("b", "who", "y", False), ("c", "date", "z", False),
+                   ("d", "date", None, True)], {"a", "c"})
+    new = _report([("a", "who", "x2", False), ("b", "who", None, True), ("c", "date", "z2", False),
+                   ("d", "date", None, True), ("e", "who", "w", False)], {"b", "c"})
+    new["answer"]["f1"] = 0.75
+    ch = compare_reports(new, old)
+    assert ch["counts"] == {"fixed": 1, "broken": 1, "still wrong": 1, "still right": 1}
+    assert ch["by_type"]["who"] == {"fixed": 1, "broken": 1, "still wrong": 0, "still right": 0}
+    assert ch["only_now"] == ["e"] and ch["n_compared"] == 4
+    side = {q["id"]: q for q in ch["questions"]}
+    assert set(side) == {"a", "b"}
+    assert (side["a"]["kind"], side["a"]["old"], side["a"]["new"]) == ("fixed", "x", "x2")
+    assert (side["b"]["kind"], side["b"]["new_abstained"]) == ("broken", True)
+    f1 = next(f for f in ch["figures"] if f["figure"] == "F1")
+    assert f1["change"] == pytest.approx(0.15)
+    # a baseline that lists only its misses (reports before answer.questions): the rest were right
+    legacy = compare_reports(new, _report([("a", "who", "x", False), ("c", "date", "z", False)], {"a", "c"}, questions=False))
+    assert legacy["counts"] == {"fixed": 1, "broken": 1, "still wrong": 1, "still right": 2}
+
+
+def test_eval_with_a_baseline_writes_the_changes(tmp_path):
+    from rag.evaluate import compare_reports
+
+    items, _ = parse_qa_lines([
+        json.dumps({"id": "a", "question": "Q a", "answers": ["WalkMe"], "sources": ["x.txt"], "type": "who"}),
+        json.dumps({"id": "b", "question": "Q b", "answers": ["49%"], "sources": ["x.txt"], "type": "number"}),
+    ])
+    hits = [_hit("x.txt", "WalkMe holds 49%")]
+
+    def run(ans_a, ans_b):
+        results = [score_answer(items[0], _answer(ans_a, ans_a, 0.9, hits), 5.0),
+                   score_answer(items[1], _answer(ans_b, ans_b, 0.9, hits), 5.0)]
+        rep = {**score_results(results, k=10, threshold=0.5),
+               "config": {"qa_file": "x.jsonl", "split": None, "mode": "hybrid", "fusion": "rrf", "k": 10,
+                          "threshold": 0.5, "model": "m", "backend": "onnx", "articles_dir": "seeds"}}
+        return {k: rep[k] for k in REPORT_KEYS}
+
+    old, new = run("Oracle", "49%"), run("WalkMe", "12%")
+    new["answer"]["changes"] = {**compare_reports(new, old), "baseline_file": "old.json"}
+    assert new["answer"]["changes"]["counts"] == {"fixed": 1, "broken": 1, "still wrong": 0, "still right": 0}
+    write_outputs(new, json_out=tmp_path / "r.json", report_out=tmp_path / "r.md", chart_out=tmp_path / "r-coverage.png")
+    md = (tmp_path / "r.md").read_text()
+    assert "## Against the baseline" in md and "![changes by question type](r-changes.png)" in md
+    assert "| a | fixed | who | Q a | WalkMe | Oracle | WalkMe |" in md
+    assert "| b | broken | number | Q b | 49% | 49% | 12% |" in md
+    assert (tmp_path / "r-changes.png").read_bytes()[:4] == b"\x89PNG"
