@@ -199,8 +199,9 @@ with st.sidebar:
         state.turns = []
 
     st.subheader("Answer settings")
-    top_k = st.slider("Passages to read", 1, max(20, settings.top_k), settings.top_k, key="top_k",
-                      help="How many retrieved passages the reader looks at (and shows after an abstention).")
+    top_k = st.slider("Passages to show", 1, max(20, settings.top_k), settings.top_k, key="top_k",
+                      help=f"How many retrieved passages are shown as sources and, after an abstention, as "
+                      f"related reading; the reader reads the best {settings.read_passages} of them.")
     threshold = st.slider("Abstention threshold", 0.0, 1.0, float(settings.abstain_threshold), 0.01,
                           key="threshold",
                           help="Answers with a confidence below this are withheld: the app says the "
