@@ -126,7 +126,8 @@ def _train(args) -> int:
     log.info("train split: %d articles, %d questions, %d windows (%d point at [CLS])",
              len(articles), n_questions, len(examples), n_cls)
 
-    model = BertForQuestionAnswering.from_pretrained(str(base), local_files_only=True)
+    # float32 master weights, also when starting from a reader this script wrote (stored in fp16)
+    model = BertForQuestionAnswering.from_pretrained(str(base), local_files_only=True).float()
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
         {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": args.weight_decay},
