@@ -226,7 +226,11 @@ def status(index: Optional[Path] = typer.Option(None, "--index"), as_json: bool 
 
 @app.command("eval")
 def eval_cmd(
-    qa: Path = typer.Option(Path("eval/seeds_qa.jsonl"), "--qa", help="Q&A file: our JSON Lines, or SQuAD JSON (v1.1 / v2.0 layout)."),
+    qa: list[Path] = typer.Option(
+        [Path("eval/seeds_qa.jsonl")], "--qa",
+        help="Q&A file: our JSON Lines, or SQuAD JSON (v1.1 / v2.0 layout). Repeat it for several sets in one "
+        "report (each set also gets its own).",
+    ),
     articles: Optional[Path] = typer.Option(None, "--articles"),
     index: Optional[Path] = typer.Option(None, "--index"),
     k: int = typer.Option(10, "--k", help="Passages retrieved per question."),
@@ -240,9 +244,14 @@ def eval_cmd(
 ):
     """Run an eval set of Q&A pairs and report retrieval, answer, abstention and latency metrics."""
     with _friendly_errors():
-        from .evaluate import run_eval
+        from .evaluate import run_eval, run_eval_many
 
-        run_eval(qa, _settings(articles, index), k=k, json_out=json_out, report_out=report, compare=compare, split=split,
+        if len(qa) > 1:
+            if baseline is not None or compare:
+                raise RagError("--baseline and --compare take one --qa set at a time.")
+            run_eval_many(qa, _settings(articles, index), k=k, split=split, json_out=json_out, report_out=report)
+            return
+        run_eval(qa[0], _settings(articles, index), k=k, json_out=json_out, report_out=report, compare=compare, split=split,
                  baseline=baseline)
 
 

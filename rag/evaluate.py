@@ -437,6 +437,7 @@ def run_eval(
     progress: bool = True,
     console: Any = None,
     baseline: str | Path | None = None,
+    results_sink: list | None = None,
 ) -> dict:
     """Evaluate the pipeline configured by ``settings`` on the Q&A file ``qa_path``.
 
@@ -511,6 +512,8 @@ def run_eval(
             )
 
     scored = score_results(results_by_run[main], k=k, threshold=threshold)
+    if results_sink is not None:
+        results_sink.extend(results_by_run[main])
     if compare:
         scored["retrieval"]["compare"] = [
             compare_row(m, f, score_results(results_by_run[(m, f)], k=k, threshold=threshold)) for m, f in COMPARE_RUNS
@@ -538,6 +541,73 @@ def run_eval(
         console.print(f"against {baseline}: " + ", ".join(f"{k} {v}" for k, v in c.items()), highlight=False)
     console.print(f"Reports: {json_out}, {report_out}, {chart_out}", highlight=False)
     return report
+
+
+def run_eval_many(
+    qa_paths: Sequence[str | Path],
+    settings: Any,
+    *,
+    k: int = 10,
+    split: str | None = None,
+    json_out: str | Path | None = None,
+    report_out: str | Path | None = None,
+    progress: bool = True,
+    console: Any = None,
+) -> dict:
+    """Evaluate several Q&A sets: each gets its own report (as :func:`run_eval` writes it), and
+    a combined report over all their questions (default ``eval/reports/combined.json`` / ``.md``)
+    starts with one row of headline figures per set and the combined row."""
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    console = console or Console()
+    sets, combined_results = [], []
+    for path in qa_paths:
+        path = Path(path)
+        sink: list[QuestionResult] = []
+        rep = run_eval(path, settings, k=k, split=split, progress=progress, console=console, results_sink=sink)
+        name = path.stem + (f"-{split}" if split else "")
+        sets.append({"set": name, **_set_row(rep)})
+        # ids are unique within a set only: prefix them with the set's name
+        for r in sink:
+            r.item = replace(r.item, id=f"{name}:{r.item.id}")
+        combined_results.extend(sink)
+    threshold = settings.abstain_threshold
+    report = {**score_results(combined_results, k=k, threshold=threshold),
+              "config": {**_config(settings, Path("+".join(str(p) for p in qa_paths)), k=k, split=split, warnings=[],
+                                   n_loaded=len(combined_results)), "sets": sets}}
+    report = {key: report[key] for key in REPORT_KEYS}
+    report["config"]["sets"].append({"set": "combined", **_set_row(report)})
+    json_out = Path(json_out) if json_out else DEFAULT_REPORT_DIR / "combined.json"
+    report_out = Path(report_out) if report_out else DEFAULT_REPORT_DIR / "combined.md"
+    write_outputs(report, json_out=json_out, report_out=report_out,
+                  chart_out=report_out.with_name(f"{report_out.stem}-coverage.png"))
+    console.print(sets_table(report["config"]["sets"]))
+    console.print(f"Combined report: {json_out}, {report_out}", highlight=False)
+    return report
+
+
+SET_COLUMNS = ("n", "hit@5", "em", "f1", "contains", "abstention_f1", "squad2_f1", "p50_ms")
+
+
+def _set_row(rep: dict) -> dict:
+    return {"n": rep["n"], "hit@5": rep["retrieval"]["hit@5"], "em": rep["answer"]["em"], "f1": rep["answer"]["f1"],
+            "contains": rep["answer"]["contains"], "abstention_f1": rep["abstention"]["f1"],
+            "squad2_f1": rep["answer"]["squad2"]["f1"], "p50_ms": rep["latency_ms"]["p50"]}
+
+
+def sets_table(rows: Sequence[dict]):
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title="eval sets", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
+    t.add_column("set", no_wrap=True)
+    for c in SET_COLUMNS:
+        t.add_column(c, justify="right", no_wrap=True)
+    for r in rows:
+        t.add_row(r["set"], *(str(r[c]) if c == "n" else _f(r[c], 1 if c == "p50_ms" else 3) for c in SET_COLUMNS))
+    return t
 
 
 # --------------------------------------------------------------------------- against a baseline
@@ -741,6 +811,9 @@ def render_markdown(report: dict, chart_name: str | None = None, changes_chart: 
     cfg, ret, ans, ab, lat = (report[k] for k in ("config", "retrieval", "answer", "abstention", "latency_ms"))
     rec = ans.get("recommended_threshold") or {}
     out = [f"# Evaluation: {Path(str(cfg['qa_file'])).name}", ""]
+    if cfg.get("sets"):
+        out += ["## Sets", "", "Each set has its own report; the rest of this one counts all their questions together.", ""]
+        out += [_md_table(["set", *SET_COLUMNS], [[r["set"], *(r[c] for c in SET_COLUMNS)] for r in cfg["sets"]]), ""]
     out.append(
         f"{report['n']} questions ({ret['n']} answerable, {ab['n']} unanswerable)"
         + (f", split `{cfg['split']}`" if cfg.get("split") else "")

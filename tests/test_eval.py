@@ -182,3 +182,34 @@ def test_the_squad_split_is_by_article_and_disjoint():
     assert parts["dev"] == set(spec["dev"]) and parts["test"] == set(spec["test"])
     assert not parts["train"] & (parts["dev"] | parts["test"])
     assert len(parts["train"]) + len(parts["dev"]) + len(parts["test"]) == len(arts) == 38
+
+
+def test_several_sets_in_one_report(seeds_settings, tmp_path, monkeypatch):
+    """`rag eval --qa A --qa B`: each set's own report, and a combined one over all questions."""
+    from rag.evaluate import run_eval_many
+
+    monkeypatch.chdir(tmp_path)  # per-set reports go to eval/reports/ under the working directory
+    squad = _squad_file(tmp_path / "tiny-squad.json", v2=True)
+    settings = seeds_settings.model_copy(update={"cache_dir": tmp_path / "cache"})
+    rep = run_eval_many([SEEDS_QA, squad], settings, k=5, json_out=tmp_path / "all.json", report_out=tmp_path / "all.md",
+                        progress=False)
+    seeds_n = len(load_qa(SEEDS_QA)[0])
+    assert rep["n"] == seeds_n + 5
+    rows = {r["set"]: r for r in rep["config"]["sets"]}
+    assert list(rows) == ["seeds_qa", "tiny-squad", "combined"]
+    assert rows["seeds_qa"]["n"] == seeds_n and rows["tiny-squad"]["n"] == 5 and rows["combined"]["n"] == seeds_n + 5
+    ids = [q["id"] for q in rep["answer"]["questions"]]
+    assert len(set(ids)) == len(ids) and "tiny-squad:p1" in ids and "seeds_qa:s001" in ids
+    assert (tmp_path / "eval" / "reports" / "seeds_qa.json").is_file()
+    assert (tmp_path / "eval" / "reports" / "tiny-squad.json").is_file()
+    assert "## Sets" in (tmp_path / "all.md").read_text()
+
+
+def test_cli_refuses_a_baseline_for_several_sets(tmp_path):
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    out = CliRunner().invoke(app, ["eval", "--qa", str(SEEDS_QA), "--qa", str(SEEDS_QA), "--baseline", str(tmp_path / "x.json")])
+    assert out.exit_code != 0 and "one --qa set at a time" in out.output
+    assert "Traceback" not in out.output
