@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         2.0, ge=0.0, description="Weight of the passage's retrieval score (relative to the top passage's) added to "
         "the span's margin when choosing between spans of different passages."
     )
+    feedback_file: Path = Field(
+        Path("eval/feedback_qa.jsonl"),
+        description="Where the chat's correct / wrong / no-answer marks go, as a gold Q&A file for rag eval.",
+    )
     max_question_chars: int = Field(1000, gt=0, description="Longer questions are cut to this length.")
 
     @model_validator(mode="after")

@@ -411,6 +411,21 @@ class Pipeline:
             raise IngestError(f"Not in {folder}/: {', '.join(missing)}")
         return self.build(folder, progress=progress, wait=wait)
 
+    # -- feedback -----------------------------------------------------------------------
+    def feedback(self, answer: Answer, verdict: str, *, typed: str | None = None, span=None) -> dict:
+        """Record a person's mark on ``answer`` in the feedback Q&A file (``rag.feedback``)."""
+        from .feedback import FeedbackStore
+
+        s = self.settings
+        meta = {
+            "embedding_model": s.model_name,
+            "reader": str(s.reader_dir.name),
+            "settings": {k: getattr(s, k) for k in ("retrieval_mode", "fusion", "top_k", "read_passages",
+                                                    "read_sentences", "abstain_threshold")},
+        }
+        return FeedbackStore(s.feedback_file).record(answer, self.index().articles, verdict, typed=typed, span=span,
+                                                     meta=meta)
+
     # -- answering --------------------------------------------------------------------
     def search(
         self,

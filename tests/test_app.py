@@ -408,3 +408,40 @@ def test_add_uploads_turns_library_errors_into_messages(tmp_path):
 
     r = add_uploads(Locked(), [FakeUpload("a.txt", b"text")])
     assert r.error and "Another build" in r.error
+
+
+def test_feedback_marks_land_in_the_gold_file(monkeypatch, built_index, tmp_path):
+    """Mark one answer correct, one wrong with the right words typed, ask again: one line per question."""
+    import json
+
+    fb = tmp_path / "feedback_qa.jsonl"
+    at = start(monkeypatch, built_index, ROOT / "seeds", RAG_FEEDBACK_FILE=fb)
+    ask(at, "Which chatbot did OpenAI build for Salesforce?")
+    at.button(key=f"fb-ok-{last_turn_id(at)}").click().run()
+    assert not at.exception, at.exception
+    lines = [json.loads(x) for x in fb.read_text().splitlines()]
+    assert [(x["question"], x["answers"], x["feedback"]["verdict"]) for x in lines] == [
+        ("Which chatbot did OpenAI build for Salesforce?", ["Einstein GPT"], "correct")]
+
+    ask(at, "How much revenue did OpenAI make in 2022?")
+    tid = last_turn_id(at)
+    at.button(key=f"fb-wrong-{tid}").click().run()
+    at.text_input(key=f"fb-text-{tid}").input("$36 million").run()  # not in the articles: refused, nothing written
+    at.button(key=f"fb-save-{tid}").click().run()
+    assert any("not written like that" in e.value for e in at.error)
+    assert len(fb.read_text().splitlines()) == 1
+    at.text_input(key=f"fb-text-{tid}").input("$35 million").run()
+    at.button(key=f"fb-save-{tid}").click().run()
+    rec = json.loads(fb.read_text().splitlines()[-1])
+    assert rec["answers"] == ["$35 million"] and rec["feedback"]["verdict"] == "wrong"
+    span = rec["feedback"]["gold_span"]
+    assert (ROOT / "seeds" / span["article"]).read_text()[span["start"] : span["end"]] == "$35 million"
+
+    ask(at, "How much revenue did OpenAI make in 2022?")  # asked again and marked again: replaced
+    at.button(key=f"fb-none-{last_turn_id(at)}").click().run()
+    lines = [json.loads(x) for x in fb.read_text().splitlines()]
+    assert len(lines) == 2 and lines[-1]["answers"] == [] and lines[-1]["feedback"]["verdict"] == "no_answer"
+
+
+def last_turn_id(at: AppTest) -> int:
+    return at.session_state["turns"][-1]["id"]

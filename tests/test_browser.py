@@ -42,11 +42,13 @@ def server(tmp_path_factory, request):
     Pipeline(Settings(articles_dir=articles, index_dir=index)).build()  # startup stays fast
 
     try:
-        proc, url = start_streamlit(articles, index, tmp / "server.log")
+        proc, url = start_streamlit(articles, index, tmp / "server.log",
+                                    env_extra={"RAG_FEEDBACK_FILE": str(tmp / "feedback_qa.jsonl")})
     except RuntimeError as exc:
         pytest.fail(str(exc))
     request.addfinalizer(lambda: stop_streamlit(proc))
-    return {"url": url, "articles": articles, "tmp": tmp, "log": tmp / "server.log"}
+    return {"url": url, "articles": articles, "tmp": tmp, "log": tmp / "server.log",
+            "feedback": tmp / "feedback_qa.jsonl"}
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +212,27 @@ def test_uploaded_hostile_article_renders_as_text(page, server):
     assert page.title() == title
     assert not page.alerts
     page.screenshot(path=str(SHOTS / "hostile-article.png"))
+
+
+def test_feedback_wrong_with_the_right_words_then_correct(page, server):
+    """Mark an answer wrong and type the article's words, mark another correct: two gold lines."""
+    import json
+
+    ask(page, "How much revenue did OpenAI make in 2022?")
+    msg = last_message(page)
+    msg.get_by_role("button", name="Wrong").click()
+    box = page.get_by_label("The right answer, exactly as an article says it")
+    box.wait_for(timeout=30_000)
+    box.fill("$35 million")
+    box.press("Enter")
+    page.get_by_role("button", name="Save the right answer").click()
+    page.get_by_text("Marked wrong (right answer saved)").wait_for(timeout=30_000)
+    ask(page, "Which chatbot did OpenAI build for Salesforce?")
+    last_message(page).get_by_role("button", name="Correct").click()
+    page.get_by_text("Marked correct").wait_for(timeout=30_000)
+    page.screenshot(path=str(SHOTS / "feedback.png"))
+    lines = [json.loads(x) for x in server["feedback"].read_text().splitlines()]
+    assert [(x["answers"], x["feedback"]["verdict"]) for x in lines] == [(["$35 million"], "wrong"),
+                                                                          (["Einstein GPT"], "correct")]
+    span = lines[0]["feedback"]["gold_span"]
+    assert (server["articles"] / span["article"]).read_text()[span["start"] : span["end"]] == "$35 million"

@@ -181,6 +181,42 @@ def render_answer(turn: dict) -> None:
                              help="Read the whole article with this passage shaded"):
                     show_article(h.chunk.article_id, h.file, [], (h.chunk.start, h.chunk.end))
     st.markdown(R.footer_html(answer, turn.get("mode")), unsafe_allow_html=True)
+    feedback_controls(turn)
+
+
+def save_feedback(turn: dict, verdict: str, typed: str | None = None) -> None:
+    try:
+        pipe.feedback(turn["answer"], verdict, typed=typed)
+    except RagError as exc:
+        turn["feedback_error"] = str(exc)
+        return
+    turn["feedback"] = verdict
+    turn.pop("feedback_error", None)
+    turn.pop("feedback_open", None)
+
+
+def feedback_controls(turn: dict) -> None:
+    """Correct / wrong / no answer in the articles: each mark is a line of the feedback Q&A file."""
+    tid, answer = turn["id"], turn["answer"]
+    labels = {"correct": "correct", "wrong": "wrong (right answer saved)", "no_answer": "no answer in the articles"}
+    cols = st.columns([1, 1, 2], gap="small")
+    if cols[0].button("Correct", key=f"fb-ok-{tid}", icon=":material/thumb_up:", type="tertiary",
+                      disabled=answer.abstained, help="The answer is right: keep it as a gold answer."):
+        save_feedback(turn, "correct")
+    if cols[1].button("Wrong", key=f"fb-wrong-{tid}", icon=":material/thumb_down:", type="tertiary",
+                      help="Give the right answer as the article says it."):
+        turn["feedback_open"] = True
+    if cols[2].button("No answer in the articles", key=f"fb-none-{tid}", icon=":material/block:", type="tertiary",
+                      help="The articles do not answer this: the app should have said so."):
+        save_feedback(turn, "no_answer")
+    if turn.get("feedback_open"):
+        typed = st.text_input("The right answer, exactly as an article says it", key=f"fb-text-{tid}")
+        if st.button("Save the right answer", key=f"fb-save-{tid}", icon=":material/save:"):
+            save_feedback(turn, "wrong", typed=typed)
+    if turn.get("feedback_error"):
+        st.error(R.md_escape(turn["feedback_error"]))
+    elif turn.get("feedback"):
+        st.caption(f"Marked {labels[turn['feedback']]}; saved to {R.md_escape(settings.feedback_file)}.")
 
 
 def render_turn(turn: dict) -> None:
