@@ -438,6 +438,7 @@ def run_eval(
     console: Any = None,
     baseline: str | Path | None = None,
     results_sink: list | None = None,
+    on_question: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Evaluate the pipeline configured by ``settings`` on the Q&A file ``qa_path``.
 
@@ -506,9 +507,16 @@ def run_eval(
         build = pipeline.ensure_index(progress=on_build)
         for mode, fusion in runs:
             task = bar.add_task(f"{mode}{'+' + fusion if mode == 'hybrid' else ''}", total=len(items))
+            done = [0]
+
+            def advance(t=task) -> None:
+                bar.advance(t)
+                done[0] += 1
+                if on_question:
+                    on_question(done[0], len(items))
+
             results_by_run[(mode, fusion)] = ask_all(
-                pipeline, items, k=k, mode=mode, fusion=fusion, threshold=threshold,
-                on_done=lambda t=task: bar.advance(t),
+                pipeline, items, k=k, mode=mode, fusion=fusion, threshold=threshold, on_done=advance,
             )
 
     scored = score_results(results_by_run[main], k=k, threshold=threshold)

@@ -445,3 +445,37 @@ def test_feedback_marks_land_in_the_gold_file(monkeypatch, built_index, tmp_path
 
 def last_turn_id(at: AppTest) -> int:
     return at.session_state["turns"][-1]["id"]
+
+
+def test_feedback_review_page_filters_deletes_and_runs_the_eval(monkeypatch, built_index, tmp_path):
+    from rag.config import Settings
+    from rag.pipeline import Pipeline
+
+    fb = tmp_path / "feedback_qa.jsonl"
+    pipe = Pipeline(Settings(articles_dir=ROOT / "seeds", index_dir=built_index, feedback_file=fb))
+    pipe.feedback(pipe.ask("Which chatbot did OpenAI build for Salesforce?"), "correct")
+    pipe.feedback(pipe.ask("How much revenue did OpenAI make in 2022?"), "wrong", typed="$35 million")
+    pipe.feedback(pipe.ask("Who won the 1998 football World Cup?"), "no_answer")
+    monkeypatch.setenv("RAG_INDEX_DIR", str(built_index))
+    monkeypatch.setenv("RAG_ARTICLES_DIR", str(ROOT / "seeds"))
+    monkeypatch.setenv("RAG_FEEDBACK_FILE", str(fb))
+    at = AppTest.from_file(str(ROOT / "ui" / "pages" / "1_Feedback_review.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert "3 of 3 marks" in at.caption[1].value
+    at.radio(key="filter").set_value("wrong").run()
+    assert "1 of 3 marks" in at.caption[1].value
+    at.radio(key="filter").set_value("all").run()
+    first = feedback_lines(fb)[0]["id"]
+    at.button(key=f"del-{first}").click().run()
+    assert len(feedback_lines(fb)) == 2 and "2 of 2 marks" in at.caption[1].value
+    at.button(key="run-eval").click().run()
+    assert not at.exception, at.exception
+    assert [m.label for m in at.metric] == ["Questions", "Answer F1", "Contains", "Abstention F1"]
+    assert at.metric[0].value == "2"
+
+
+def feedback_lines(path):
+    from rag.feedback import FeedbackStore
+
+    return FeedbackStore(path).lines()

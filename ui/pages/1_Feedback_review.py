@@ -1,0 +1,71 @@
+"""Review the chat's feedback marks: filter, delete, and run the eval on them (a thin shell).
+
+The marks live in the ``feedback_file`` setting (``eval/feedback_qa.jsonl``), a gold Q&A file
+written by ``rag.feedback``; the eval is ``rag.evaluate.run_eval`` on it.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from rag.config import Settings  # noqa: E402
+from rag.errors import RagError  # noqa: E402
+from rag.feedback import FeedbackStore  # noqa: E402
+
+st.set_page_config(page_title="Feedback review", page_icon="📰", layout="centered")
+settings = Settings()
+store = FeedbackStore(settings.feedback_file)
+VERDICTS = {"all": "All", "correct": "Marked correct", "wrong": "Marked wrong", "no_answer": "No answer in the articles"}
+
+st.title("Feedback review")
+st.caption(f"Marks from the chat, kept as gold questions in {settings.feedback_file}.")
+lines = store.lines()
+if not lines:
+    st.info("No feedback yet: mark answers in the chat (Correct, Wrong, No answer in the articles).")
+    st.stop()
+
+choice = st.radio("Show", list(VERDICTS), format_func=VERDICTS.get, horizontal=True, key="filter")
+shown = [r for r in lines if choice == "all" or r.get("feedback", {}).get("verdict") == choice]
+st.caption(f"{len(shown)} of {len(lines)} marks")
+for rec in shown:
+    fb = rec.get("feedback", {})
+    with st.container(border=True, key=f"rec-{rec['id']}"):
+        st.markdown(f"**{rec['question']}**")
+        gold = " / ".join(rec.get("answers") or []) or "(no answer in the articles)"
+        st.text(f"gold: {gold}\nsystem said: {fb.get('system_answer') or '(abstained)'}\n"
+                f"{VERDICTS.get(fb.get('verdict'), fb.get('verdict'))} · {fb.get('date', '')}")
+        if st.button("Delete", key=f"del-{rec['id']}", icon=":material/delete:", type="tertiary"):
+            store.delete(rec["id"])
+            st.rerun()
+
+if st.button("Run the eval on these marks", icon=":material/play_arrow:", key="run-eval"):
+    from rag.evaluate import run_eval
+
+    bar = st.progress(0.0, text="Asking the questions…")
+    out = Path(tempfile.mkdtemp(prefix="rag-feedback-eval-"))
+    try:
+        report = run_eval(settings.feedback_file, settings, json_out=out / "feedback.json",
+                          report_out=out / "feedback.md", progress=False,
+                          on_question=lambda done, total: bar.progress(done / total, text=f"Asked {done}/{total}"))
+    except RagError as exc:
+        st.error(str(exc))
+        st.stop()
+    bar.empty()
+    a, ab = report["answer"], report["abstention"]
+    cols = st.columns(4)
+    cols[0].metric("Questions", report["n"])
+    cols[1].metric("Answer F1", f"{a['f1']:.3f}")
+    cols[2].metric("Contains", f"{a['contains']:.3f}")
+    cols[3].metric("Abstention F1", f"{ab['f1']:.3f}")
+    st.dataframe([{"id": m["id"], "why": m["label"], "question": m["question"], "gold": " / ".join(m["gold"]),
+                   "answer": m["answer"] or "(abstained)"} for m in report["misses"]])
+    st.image(str(out / "feedback-coverage.png"))
+    st.caption(f"Full report: {out / 'feedback.md'}")
