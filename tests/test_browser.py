@@ -221,7 +221,7 @@ def test_feedback_wrong_with_the_right_words_then_correct(page, server):
     ask(page, "How much revenue did OpenAI make in 2022?")
     msg = last_message(page)
     msg.get_by_role("button", name="Wrong").click()
-    box = page.get_by_label("The right answer, exactly as an article says it")
+    box = page.get_by_label("…or type the right answer, exactly as an article says it")
     box.wait_for(timeout=30_000)
     box.fill("$35 million")
     box.press("Enter")
@@ -236,3 +236,37 @@ def test_feedback_wrong_with_the_right_words_then_correct(page, server):
                                                                           (["Einstein GPT"], "correct")]
     span = lines[0]["feedback"]["gold_span"]
     assert (server["articles"] / span["article"]).read_text()[span["start"] : span["end"]] == "$35 million"
+
+
+def test_feedback_gold_answer_selected_in_the_article(page, server):
+    """Mark wrong, select the right words in the article view: the line's offsets quote the article."""
+    import json
+    import time
+
+    before = len(server["feedback"].read_text().splitlines()) if server["feedback"].exists() else 0
+    ask(page, "How much revenue did OpenAI make in 2022?")
+    last_message(page).get_by_role("button", name="Wrong").click()
+    frame = page.frame_locator('iframe[src*="select_span"]')
+    text = frame.locator("#text")
+    text.wait_for(timeout=30_000)
+    for _ in range(100):  # bounded: the component fills its text after Streamlit's first render message
+        if text.evaluate("e => e.textContent.length"):
+            break
+        time.sleep(0.1)
+    text.evaluate("""(el, needle) => {
+        const node = el.firstChild;
+        const i = node.textContent.indexOf(needle);
+        const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + needle.length);
+        const s = window.getSelection(); s.removeAllRanges(); s.addRange(r);
+        document.dispatchEvent(new Event('selectionchange'));
+    }""", "about $35 million")
+    frame.locator("#use").click()
+    page.get_by_role("button", name="Save the selected words").click()
+    page.get_by_text("Marked wrong (right answer saved)").last.wait_for(timeout=30_000)
+    page.screenshot(path=str(SHOTS / "feedback-selected.png"))
+    lines = [json.loads(x) for x in server["feedback"].read_text().splitlines()]
+    assert len(lines) == max(before, 1)  # this question's earlier line (typed answer) is replaced
+    rec = next(x for x in lines if x["question"] == "How much revenue did OpenAI make in 2022?")
+    span = rec["feedback"]["gold_span"]
+    assert rec["answers"] == ["about $35 million"]
+    assert (server["articles"] / span["article"]).read_text()[span["start"] : span["end"]] == "about $35 million"

@@ -19,6 +19,8 @@ from rag.config import Settings  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.ingest import SUPPORTED_SUFFIXES  # noqa: E402
 from ui import render as R  # noqa: E402
+from rag.feedback import GoldSpan  # noqa: E402
+from ui.select_span import select_span  # noqa: E402
 from ui.uploads import add_uploads  # noqa: E402
 
 MODES = ["hybrid", "dense", "bm25"]
@@ -184,15 +186,16 @@ def render_answer(turn: dict) -> None:
     feedback_controls(turn)
 
 
-def save_feedback(turn: dict, verdict: str, typed: str | None = None) -> None:
+def save_feedback(turn: dict, verdict: str, typed: str | None = None, span=None) -> None:
     try:
-        pipe.feedback(turn["answer"], verdict, typed=typed)
+        pipe.feedback(turn["answer"], verdict, typed=typed, span=span)
     except RagError as exc:
         turn["feedback_error"] = str(exc)
         return
     turn["feedback"] = verdict
     turn.pop("feedback_error", None)
     turn.pop("feedback_open", None)
+    st.rerun()  # close the form: the mark shows as a caption under the answer
 
 
 def feedback_controls(turn: dict) -> None:
@@ -210,7 +213,22 @@ def feedback_controls(turn: dict) -> None:
                       help="The articles do not answer this: the app should have said so."):
         save_feedback(turn, "no_answer")
     if turn.get("feedback_open"):
-        typed = st.text_input("The right answer, exactly as an article says it", key=f"fb-text-{tid}")
+        try:
+            articles = pipe.index().articles
+        except RagError:
+            articles = {}
+        ids = [a for a in dict.fromkeys([c.article_id for c in answer.citations]
+                                        + [h.chunk.article_id for h in answer.passages]) if a in articles]
+        if ids:
+            aid = st.selectbox("Select the right words in an article", ids, key=f"fb-art-{tid}",
+                               format_func=lambda a: f"{articles[a].file} · {articles[a].title[:60]}")
+            picked = select_span(articles[aid].text, key=f"fb-sel-{tid}-{aid}")
+            if picked:
+                st.caption(f"Selected in {R.md_escape(articles[aid].file)} [{picked['start']}:{picked['end']}]: "
+                           f"“{R.md_escape(picked['text'][:200])}”")
+                if st.button("Save the selected words", key=f"fb-savesel-{tid}", icon=":material/save:"):
+                    save_feedback(turn, "wrong", span=GoldSpan(aid, picked["start"], picked["end"]))
+        typed = st.text_input("…or type the right answer, exactly as an article says it", key=f"fb-text-{tid}")
         if st.button("Save the right answer", key=f"fb-save-{tid}", icon=":material/save:"):
             save_feedback(turn, "wrong", typed=typed)
     if turn.get("feedback_error"):
