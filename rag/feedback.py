@@ -111,10 +111,7 @@ class FeedbackStore:
         }
         with self._lock():
             kept = [r for r in self.lines() if _key(str(r.get("question", ""))) != _key(answer.question)]
-            kept.append(rec)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
-            os.replace(tmp, self.path)
+            self._write([*kept, rec])
         return rec
 
     def delete(self, record_id: str) -> bool:
@@ -123,10 +120,14 @@ class FeedbackStore:
             kept = [r for r in lines if r.get("id") != record_id]
             if len(kept) == len(lines):
                 return False
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
-            os.replace(tmp, self.path)
+            self._write(kept)
             return True
+
+    def _write(self, records: list[dict]) -> None:
+        """Replace the file in one step (the caller holds the lock): readers see old or new, never half."""
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        os.replace(tmp, self.path)
 
     @staticmethod
     def _gold(answer, articles: dict, typed: str | None, span: GoldSpan | None):
