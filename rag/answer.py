@@ -175,7 +175,7 @@ class Reader:
             "retrieval": best.retrieval,
             "passage_rank": float(best.passage.hit.rank),
             "null_min": float(nulls.min()),
-            "passages_for_answer": float(len({id(c.passage) for c in candidates if c.margin > 0})),
+            "passages_with_a_span": float(len({id(c.passage) for c in candidates if c.margin > 0})),
         }
         return Reading(
             answer=text[best.start : best.end],
