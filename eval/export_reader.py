@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed import _fuse
+from rag.embed import _fuse, eager_attention
 from rag.reader import DEFAULT_READER_DIR, ONNX_FILE
 from rag.windows import load_tokenizer, make_windows, pad
 
@@ -49,11 +49,7 @@ def export(src: Path, out_dir: Path, precision: str) -> Path:
         src = base
     else:
         model = BertForQuestionAnswering.from_pretrained(str(src), local_files_only=True, torch_dtype=torch.float32)
-    model = model.float().eval()
-    try:
-        model.set_attn_implementation("eager")
-    except Exception:
-        model.config._attn_implementation = "eager"
+    model = eager_attention(model.float().eval())
 
     class _QA(torch.nn.Module):
         def __init__(self):

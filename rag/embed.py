@@ -407,6 +407,16 @@ def onnx_export_path(model_path: Path, cache_dir: Path, int8: bool) -> Path:
     return cache_dir / "onnx" / f"{model_path.name}-{key}-{EXPORT_RECIPE}{'-int8' if int8 else ''}.onnx"
 
 
+def eager_attention(model):
+    """Switch a transformers model to eager attention, whose traced graph onnxruntime's
+    optimizer fuses (see ``_fuse``); returns the model."""
+    try:
+        model.set_attn_implementation("eager")
+    except Exception:  # older transformers: the attribute is read at call time
+        model.config._attn_implementation = "eager"
+    return model
+
+
 def export_onnx(model_path: Path, target: Path, int8: bool = False) -> Path:
     """Export the transformer to ONNX (opset 17, dynamic batch and sequence axes), then fuse it.
 
@@ -422,11 +432,7 @@ def export_onnx(model_path: Path, target: Path, int8: bool = False) -> Path:
 
     _quiet_transformers()
     st = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
-    bert = st[0].auto_model.eval()
-    try:
-        bert.set_attn_implementation("eager")
-    except Exception:  # older transformers: the attribute is read at call time
-        bert.config._attn_implementation = "eager"
+    bert = eager_attention(st[0].auto_model.eval())
 
     class _Tokens(torch.nn.Module):
         """Calls the transformer with keyword inputs and returns only the token embeddings."""

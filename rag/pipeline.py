@@ -17,13 +17,13 @@ import numpy as np
 
 from . import __version__
 from .answer import Reader, source_counts
-from .reader import SpanModel
 from .chunk import chunk_articles
 from .config import Settings
 from .embed import Embedder, load_embedder
 from .errors import IndexCorruptError, IndexIncompatibleError, IngestError
 from .index import FORMAT_VERSION, IndexData, IndexStore, bm25_tokenize, now_iso, read_bm25_tokens
 from .ingest import load_folder
+from .reader import SpanModel
 from .retrieve import retrieve
 from .types import Answer, BuildReport, Chunk, Skipped
 
