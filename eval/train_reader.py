@@ -57,6 +57,71 @@ def build_examples(articles, tokenizer, max_questions: int | None, seed: int):
     return examples, len(qs)
 
 
+def reading_examples(articles, tokenizer, embedder, max_questions: int | None, seed: int, negatives: int = 1,
+                     context: int = 1):
+    """Windows shaped like the ones ``rag.answer.Reader`` reads at serving time.
+
+    Serving reads, in each retrieved passage, the sentence closest to the question (cosine of
+    sentence vectors pooled from the passage's token vectors) with ``context`` sentences either
+    side. For each question this yields: that window in its own paragraph; for an answerable
+    question whose answer lies elsewhere in the paragraph, also the window around the answer's
+    sentence; and the same kind of window in the ``negatives`` other paragraphs of the article
+    closest to the question (hard negatives, labelled "no answer" unless they hold the answer
+    text). Labels: the answer's tokens when the window holds the whole answer, else [CLS].
+    """
+    from rag.chunk import split_sentences
+
+    paras = [(ai, p) for ai, a in enumerate(articles) for p in a.paragraphs]
+    sents = [split_sentences(p.context) or [(0, len(p.context))] for _, p in paras]
+    log.info("embedding %d paragraphs (%d sentences) to choose windows as serving does",
+             len(paras), sum(map(len, sents)))
+    pvecs, svecs = embedder.encode_with_spans([p.context for _, p in paras], sents)
+    qs = [(pi, q) for pi, (_, p) in enumerate(paras) for q in p.questions]
+    if max_questions:
+        random.Random(seed).shuffle(qs)
+        qs = qs[:max_questions]
+    qvecs = embedder.encode([q.question for _, q in qs])
+    by_article: dict[int, list[int]] = {}
+    for pi, (ai, _) in enumerate(paras):
+        by_article.setdefault(ai, []).append(pi)
+
+    def window_of(pi: int, centre: int) -> tuple[int, int]:
+        ss = sents[pi]
+        a, b = max(0, centre - context), min(len(ss), centre + context + 1)
+        return ss[a][0], ss[b - 1][1]
+
+    examples = []
+    for (pi, q), qv in zip(qs, qvecs):
+        ctx = paras[pi][1].context
+        answer = None if q.impossible else q.answers[0]
+        spans = [window_of(pi, int(np.argmax(svecs[pi] @ qv)))]
+        if answer is not None:
+            a0 = answer[1]
+            for j, (s, e) in enumerate(sents[pi]):
+                if s <= a0 < e:
+                    spans.append(window_of(pi, j))
+                    break
+        others = [o for o in by_article[paras[pi][0]] if o != pi]
+        others.sort(key=lambda o: -float(pvecs[o] @ qv))
+        negs = []
+        for o in others[:negatives]:
+            s, e = window_of(o, int(np.argmax(svecs[o] @ qv)))
+            text = paras[o][1].context[s:e]
+            if answer is not None and answer[0].lower() in text.lower():
+                continue  # may answer it too: no label to trust
+            negs.append(text)
+        for s, e in dict.fromkeys(spans):
+            for w in make_windows(tokenizer, q.question, [ctx[s:e]]):
+                if answer is None:
+                    examples.append((w, 0, 0))
+                else:
+                    text, start = answer
+                    examples.append((w, *answer_tokens(w, start - s, start - s + len(text))))
+        for text in negs:
+            examples.extend((w, 0, 0) for w in make_windows(tokenizer, q.question, [text]))
+    return examples, len(qs)
+
+
 def batches_for_epoch(examples, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Shuffled batches of similar length (less padding), the same for a given seed and epoch."""
     rng = random.Random(seed * 1000 + epoch)
@@ -88,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    ap.add_argument("--windows", choices=["paragraph", "reading"], default="paragraph",
+                    help="paragraph: whole gold paragraphs in 256-piece windows; reading: the sentence windows "
+                    "serving reads, plus hard negatives from the article's other paragraphs")
+    ap.add_argument("--negatives", type=int, default=1, help="hard-negative paragraphs per question (--windows reading)")
     args = ap.parse_args(argv)
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -121,7 +190,15 @@ def _train(args) -> int:
     base = resolve_model_path(args.model)
     tokenizer = load_tokenizer(base)
     articles = split_articles(load_squad(args.data), "train")
-    examples, n_questions = build_examples(articles, tokenizer, args.max_questions, args.seed)
+    if args.windows == "reading":
+        from rag.config import Settings
+        from rag.embed import load_embedder
+
+        embedder = load_embedder(args.model, backend="onnx", cache_dir=Settings().cache_dir)
+        examples, n_questions = reading_examples(articles, tokenizer, embedder, args.max_questions, args.seed,
+                                                 args.negatives)
+    else:
+        examples, n_questions = build_examples(articles, tokenizer, args.max_questions, args.seed)
     n_cls = sum(1 for _, s, _ in examples if s == 0)
     log.info("train split: %d articles, %d questions, %d windows (%d point at [CLS])",
              len(articles), n_questions, len(examples), n_cls)

@@ -64,3 +64,32 @@ def test_training_runs_resumes_and_writes_weights(tiny, tmp_path, caplog):
     assert main([*args, "--max-steps", "1"]) == 0  # already done: nothing more to do
     assert json.loads((out / "training.json").read_text())["steps"] == 1
     assert "resumed at step 1" in (work / "train.log").read_text()
+
+
+def test_reading_windows_are_shaped_like_serving(tiny, tmp_path):
+    """--windows reading: the window around the sentence closest to the question, the window
+    around the answer's sentence when that differs, labels that quote the gold answer."""
+    pytest.importorskip("torch")
+    from eval.train_reader import main, reading_examples
+    from rag.embed import load_embedder, resolve_model_path
+    from rag.squad import load_squad, split_articles
+    from rag.windows import load_tokenizer
+
+    tok = load_tokenizer(resolve_model_path("all-MiniLM-L6-v2"))
+    articles = split_articles(load_squad(tiny), "train")
+    embedder = load_embedder("all-MiniLM-L6-v2", backend="onnx")
+    examples, n = reading_examples(articles, tok, embedder, None, 13)
+    assert n == 2
+    answered = [(w, s, e) for w, s, e in examples if s > 0]
+    assert answered, "the answerable question has a window holding its answer"
+    for w, s, e in answered:
+        ctx = TINY["data"][0]["paragraphs"][0]["context"]
+        # the window's passage is a run of sentences of the paragraph; the label quotes "France"
+        assert tok.decode([int(i) for i in w.ids[s : e + 1]]) == "france"
+        assert int(w.offsets[s, 0]) >= 0 and ctx.find("France") >= 0
+    # the unanswerable question's windows all point at [CLS]
+    assert any(s == 0 for _, s, _ in examples)
+    out = tmp_path / "out"
+    assert main(["--data", str(tiny), "--work", str(tmp_path / "w"), "--out", str(out), "--batch-size", "2",
+                 "--max-steps", "1", "--windows", "reading"]) == 0
+    assert "windows" in json.loads((out / "training.json").read_text())["config"]
