@@ -391,3 +391,16 @@ def _csv_rows(reader) -> Iterator[tuple[int, list[str], str | None]]:
             yield start, [], f"malformed CSV ({exc})"
             return  # the reader cannot resynchronise after a broken quote
         yield start, row, None
+
+
+def day(value: object, what: str = "date") -> str | None:
+    """``YYYY-MM-DD`` of a date filter given as ``date``/``datetime`` or text (``2024-03-14``;
+    any form :func:`parse_date` reads); None for None or "". A bad value is a clear error."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    found = parse_date(value)
+    if found is None:
+        from .errors import RagError
+
+        raise RagError(f"Invalid date for {what}: {str(value)[:40]!r} (use YYYY-MM-DD).")
+    return found[:10]

@@ -60,6 +60,7 @@ class Source(BaseModel):
     title: str
     start: int
     end: int
+    chunk_id: str | None = None
 
 
 class Hit(BaseModel):
