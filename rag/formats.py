@@ -69,6 +69,10 @@ def parse_date(value: object) -> str | None:
 
     try:
         dt = dparser.parse(s, default=datetime(1, 1, 1))
+        # A part the text does not give is filled from the default: parse again with another
+        # default day and month, and refuse when they show through ("March 2024").
+        if dparser.parse(s, default=datetime(1, 2, 2)).date() != dt.date():
+            return None
     except (ValueError, OverflowError, dparser.ParserError):
         return None
     if dt.year < 1800:
