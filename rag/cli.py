@@ -248,6 +248,7 @@ def answer_json(answer) -> dict:
             {
                 "rank": h.rank,
                 "article": h.file,
+                "published": h.published,
                 "start": h.chunk.start,
                 "end": h.chunk.end,
                 "score": h.score,

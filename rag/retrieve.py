@@ -154,6 +154,7 @@ def retrieve(
                 bm25_score=bm25_by_row.get(row),
                 rank=rank,
                 duplicates=[_source(data, d) for d in dups],
+                published=article.published,
             )
         )
     return hits

@@ -74,6 +74,7 @@ class Hit(BaseModel):
     duplicates: list[Source] = Field(
         default_factory=list, description="Near-duplicate passages folded into this one."
     )
+    published: str | None = Field(None, description="The article's publication date (ISO 8601), if known.")
 
 
 class Citation(BaseModel):

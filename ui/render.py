@@ -300,6 +300,7 @@ def related_html(number: int, hit) -> str:
         f'<span class="rag-title" title="{esc_attr(hit.title)}">{esc(hit.title)}</span></div>'
         f'<div class="rag-related-text">{esc(hit.chunk.text)}</div>'
         f'<div class="rag-meta"><span class="rag-file">{esc(hit.file)}</span>'
+        f'<span class="rag-dot">·</span>{_date_html(getattr(hit, "published", None))}'
         f'<span class="rag-dot">·</span><span>characters {hit.chunk.start:,}–{hit.chunk.end:,}</span></div>'
         "</div>"
     )
