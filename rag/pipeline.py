@@ -565,7 +565,8 @@ class Pipeline:
             confidence=confidence,
             kind="none" if abstained else "span",
             citations=citations,
-            sources=source_counts(citations, hits),
+            # when articles disagree, every version's articles are sources
+            sources=source_counts([c for v in found for c in v.citations] if found else citations, hits),
             n_sources=len({c.article_id for c in citations}),
             passages=hits,
             notes=notes,

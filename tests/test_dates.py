@@ -60,6 +60,7 @@ def test_disagreement_shows_both_versions_newest_first(news):
             assert arts[c.article_id].text[c.start : c.end] == c.quote == v.answer
             assert c.published == arts[c.article_id].published
     assert any("disagree" in n for n in ans.notes)
+    assert [x.article for x in ans.sources] == ["zorblax-2024-06.md", "zorblax-2024-02.md"]
 
 
 def test_agreeing_articles_are_no_disagreement(news):

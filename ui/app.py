@@ -265,12 +265,11 @@ with st.sidebar:
                           "articles don't answer the question.")
     mode = st.selectbox("Retrieval", MODES, index=MODES.index(settings.retrieval_mode), key="mode",
                         format_func=MODE_HELP.get)
-    st.caption("Published between (empty: all articles, dated or not)")
-    dcols = st.columns(2, gap="small")
-    since = dcols[0].date_input("From", value=None, key="since", format="YYYY-MM-DD",
-                                help="Search only articles published on or after this day.")
-    until = dcols[1].date_input("Until", value=None, key="until", format="YYYY-MM-DD",
-                                help="Search only articles published on or before this day.")
+    st.caption("Published between (both empty: every article, dated or not; a date set leaves undated articles out)")
+    since = st.date_input("From", value=None, key="since", format="YYYY-MM-DD",
+                          help="Search only articles published on or after this day.")
+    until = st.date_input("Until", value=None, key="until", format="YYYY-MM-DD",
+                          help="Search only articles published on or before this day.")
 
     st.subheader("Index")
     try:
@@ -287,7 +286,8 @@ with st.sidebar:
         accept_multiple_files=True,
         key=f"uploader-{state.uploader_key}",
         max_upload_size=max(1, -(-settings.max_file_bytes // (1024 * 1024))),
-        help=f"Text, Markdown or HTML news articles; up to {settings.max_upload_files} files of at most "
+        help=f"News articles as text, Markdown, saved web pages or PDFs, or bulk exports (.jsonl/.csv, one article "
+        f"per record: text, title, date, url, source); up to {settings.max_upload_files} files of at most "
         f"{settings.max_file_bytes / 1e6:.0f} MB each. They are copied into {settings.articles_dir}/.",
     )
     if st.button("Add to index", icon=":material/upload_file:", disabled=not uploads, width="stretch"):
