@@ -215,3 +215,36 @@ def test_bad_feed_is_one_clear_error(server, tmp_path, feed_pipeline):
 )
 def test_canonical_urls(url, expected):
     assert canonical(url) == expected
+
+
+def test_sidebar_feed_field_fetches_and_reports(server, tmp_path, seeds_pipeline, monkeypatch):
+    import shutil
+    import sys
+
+    from streamlit.testing.v1 import AppTest
+
+    from rag.pipeline import Pipeline
+
+    from .conftest import ROOT, SEEDS
+
+    articles, index = tmp_path / "articles", tmp_path / "index"
+    shutil.copytree(SEEDS, articles)
+    Pipeline(make_settings(articles_dir=articles, index_dir=index), embedder=seeds_pipeline.embedder).build()
+    for k, v in {"RAG_INDEX_DIR": index, "RAG_ARTICLES_DIR": articles, "RAG_FETCH_TIMEOUT": 1,
+                 "RAG_FETCH_MAX_BYTES": 2 * 1024 * 1024}.items():
+        monkeypatch.setenv(k, str(v))
+    sys.path.insert(0, str(ROOT))
+    at = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    fetch = next(b for b in at.button if b.label == "Fetch feed")
+    assert fetch.disabled  # nothing is fetched until a feed is given and the button pressed
+    at.text_input(key="feed_url").set_value(f"http://127.0.0.1:{server.server_port}/feed.xml").run()
+    next(b for b in at.button if b.label == "Fetch feed").click().run()
+    assert not at.exception, at.exception
+    html = "\n".join(m.value for m in at.sidebar.markdown)
+    assert 'data-testid="rag-feed"' in html
+    assert "3 added · 6 skipped · 1 unchanged" in html
+    assert html.count('data-testid="rag-feed-skipped"') == 6
+    data = Pipeline(make_settings(articles_dir=articles, index_dir=index)).store.load("all-MiniLM-L6-v2")
+    assert len(data.articles) == 5 + 3
