@@ -74,6 +74,18 @@ class Fetched:
     data: bytes
 
 
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) only (urllib would also follow one to ftp)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise FetchError(f"redirected to a non-http(s) link: {newurl[:100]}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+
+
 def fetch(url: str, *, timeout: float, max_bytes: int, html_only: bool = True) -> Fetched:
     """GET ``url`` with bounds; ``FetchError`` with a one-line reason on any failure."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
@@ -81,7 +93,7 @@ def fetch(url: str, *, timeout: float, max_bytes: int, html_only: bool = True) -
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml,*/*;q=0.5"})
     deadline = time.monotonic() + 4 * timeout
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with _OPENER.open(req, timeout=timeout) as resp:
             ctype = resp.headers.get_content_type() or ""
             if html_only and ctype not in HTML_TYPES:
                 raise FetchError(f"not an HTML page (Content-Type: {ctype or 'none'})")

@@ -421,8 +421,13 @@ class Pipeline:
         if self.store.exists():
             m = self.store.read_manifest()
             known = m.get("files", {})
+        from .ingest import record_file
+
         missing = []
         for name in names:
+            if record_file(name) != name:
+                raise IngestError(f"{name} is a record of the export {record_file(name)}: remove {record_file(name)} "
+                                  "(all its records) or edit that file.")
             targets = [f for f, aid in known.items() if f == name or aid == name] or [name]
             hit = False
             for t in targets:

@@ -87,6 +87,12 @@ class Handler(BaseHTTPRequestHandler):
             except (BrokenPipeError, ConnectionResetError):
                 pass
             return
+        if path == "/redirect-ftp":
+            self.send_response(302)
+            self.send_header("Location", "ftp://127.0.0.1/secret.txt")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if path == "/news/data.json":
             return self._send(json.dumps({"not": "html"}).encode(), "application/json")
         return self._send(b"not found", "text/plain", 404)
@@ -202,6 +208,19 @@ def test_bad_feed_is_one_clear_error(server, tmp_path, feed_pipeline):
     with pytest.raises(FeedError, match="Feed not found"):
         feed_pipeline.add_feed(str(tmp_path / "missing.xml"))
     assert not (tmp_path / "articles").exists() or not any((tmp_path / "articles").iterdir())
+
+
+def test_fetch_bounds(server):
+    from rag.feeds import FetchError, fetch
+
+    base = f"http://127.0.0.1:{server.server_port}"
+    with pytest.raises(FetchError, match="redirected to a non-http"):
+        fetch(f"{base}/redirect-ftp", timeout=1, max_bytes=1000)
+    with pytest.raises(FetchError, match="not an http"):
+        fetch("file:///etc/passwd", timeout=1, max_bytes=1000)
+    with pytest.raises(FetchError, match="too large: 3,608 bytes"):  # Content-Length over the bound
+        fetch(f"{base}/news/ledger", timeout=1, max_bytes=1000)
+    assert fetch(f"{base}/news/ledger", timeout=1, max_bytes=10_000).data == (PAGES / "daily_ledger.html").read_bytes()
 
 
 @pytest.mark.parametrize(

@@ -219,3 +219,20 @@ def test_export_without_a_text_column_is_refused_with_the_reason(tmp_path):
 
     with pytest.raises(UnusableFile, match="no usable record.*no 'text' column"):
         read_file(f, f.name, MB)
+
+
+def test_an_export_record_cannot_be_removed_alone(tmp_path, seeds_pipeline):
+    from rag.errors import IngestError
+    from rag.pipeline import Pipeline
+
+    from .conftest import make_settings
+
+    folder = tmp_path / "a"
+    folder.mkdir()
+    _write_jsonl(folder / "news.jsonl", JSONL_RECORDS)
+    pipe = Pipeline(make_settings(articles_dir=folder, index_dir=tmp_path / "i"), embedder=seeds_pipeline.embedder)
+    report = pipe.build()
+    assert sorted(report.added) == ["news.jsonl#ferry-fares-rise", "news.jsonl#line-5"]
+    with pytest.raises(IngestError, match="is a record of the export news.jsonl"):
+        pipe.remove(["news.jsonl#line-5"])
+    assert (folder / "news.jsonl").exists()
