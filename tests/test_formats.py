@@ -236,3 +236,29 @@ def test_an_export_record_cannot_be_removed_alone(tmp_path, seeds_pipeline):
     with pytest.raises(IngestError, match="is a record of the export news.jsonl"):
         pipe.remove(["news.jsonl#line-5"])
     assert (folder / "news.jsonl").exists()
+
+
+def test_rebuild_reembeds_only_changed_records_and_a_new_date_alone_embeds_nothing(tmp_path, seeds_pipeline):
+    from rag.pipeline import Pipeline
+
+    from .conftest import make_settings
+
+    folder = tmp_path / "a"
+    folder.mkdir()
+    recs = [r for r in JSONL_RECORDS if isinstance(r, dict) and isinstance(r.get("text"), str) and r["text"].strip()][:2]
+    _write_jsonl(folder / "news.jsonl", recs)
+    pipe = Pipeline(make_settings(articles_dir=folder, index_dir=tmp_path / "i"), embedder=seeds_pipeline.embedder)
+    first = pipe.build()
+    assert first.embedded_chunks == 2
+    assert pipe.build().unchanged
+    # Only the date of a record changes: same text, same vectors; the new date is stored.
+    recs[1] = {**recs[1], "date": "2024-05-05"}
+    _write_jsonl(folder / "news.jsonl", recs)
+    second = pipe.build()
+    assert not second.unchanged and second.embedded_chunks == 0 and second.version != first.version
+    assert {a.file: a.published for a in pipe.index().articles.values()}["news.jsonl#line-2"] == "2024-05-05"
+    # A new record: only its chunk is embedded.
+    recs.append({"text": "Tunnel opens\nThe rail tunnel opened to passengers on Friday.", "title": "Tunnel opens"})
+    _write_jsonl(folder / "news.jsonl", recs)
+    third = pipe.build()
+    assert third.added == ["news.jsonl#tunnel-opens"] and third.embedded_chunks == 1
