@@ -14,6 +14,12 @@
    by ``eval/calibrate.py``); the pipeline abstains below ``abstain_threshold``.
 5. **Corroboration.** Other articles whose best span states the same answer (or near-duplicate
    passages folded into a hit that contain it) are cited too, one citation per article.
+6. **Disagreement.** Each other article's own best span (margin > 0) is an *alternative*, with
+   the confidence the reader would give it; :func:`versions` groups them by what they say, and
+   when two or more different answers each clear the abstention threshold the answer shows
+   them all, newest first. Near-duplicate passages of other articles folded into the hits read
+   (an updated story is often a near-copy with a new figure) are read too, in a second model
+   call, for this only: they never change the chosen answer or its confidence.
 
 Every citation's offsets come from the tokenizer's offset mapping into the stored article
 text, so ``article.text[start:end] == quote``.
@@ -31,7 +37,7 @@ import numpy as np
 from .config import Settings
 from .index import IndexData
 from .reader import SpanModel, best_spans
-from .types import Citation, Hit, SourceCount
+from .types import Citation, Hit, SourceCount, Version
 
 
 @dataclass(slots=True)
@@ -73,6 +79,8 @@ class Reading:
     features: dict[str, float] = field(default_factory=dict)
     windows: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)  # tokenize, model, spans
+    # Each article's own best span, best first: (confidence for it alone, its citation).
+    alternatives: list[tuple[float, Citation]] = field(default_factory=list)
 
 
 # The reading settings the confidence was calibrated with (rag/config.py; calibration.json).
@@ -107,26 +115,44 @@ class Reader:
     def passages(self, hits: list[Hit], qvec: np.ndarray | None) -> list[_Passage]:
         out: list[_Passage] = []
         for hit in hits[: self.read_passages]:
-            c = hit.chunk
-            sents = list(c.sentences) or [(c.start, c.end)]
-            if self.read_sentences <= 0 or qvec is None or len(sents) <= self.read_sentences:
-                out.append(_Passage(hit, c.start, c.end, sents))
-                continue
-            vecs = self.data.chunk_sentence_vectors(self._row_of[c.id])
-            if len(vecs) != len(sents):  # no stored sentence vectors to choose by: read it whole
-                out.append(_Passage(hit, c.start, c.end, sents))
-                continue
-            cos = vecs @ qvec
-            keep: set[int] = set()
-            for i in np.argsort(-cos)[: self.read_sentences]:
-                keep.update(range(max(0, i - self.read_context), min(len(sents), i + self.read_context + 1)))
-            run: list[int] = []
-            for i in sorted(keep):  # contiguous runs of kept sentences, each one passage
-                if run and i != run[-1] + 1:
-                    out.append(self._run(hit, sents, run))
-                    run = []
-                run.append(i)
-            out.append(self._run(hit, sents, run))
+            out.extend(self._hit_passages(hit, qvec))
+        return out
+
+    def folded_passages(self, hits: list[Hit], qvec: np.ndarray | None) -> list[_Passage]:
+        """Passages of other articles folded as near-duplicates into the hits read."""
+        out: list[_Passage] = []
+        for hit in hits[: self.read_passages]:
+            for dup in hit.duplicates:
+                row = self._row_of.get(dup.chunk_id or "")
+                if row is None or dup.article_id == hit.chunk.article_id:
+                    continue
+                twin = hit.model_copy(update={"chunk": self.data.chunks[row], "file": dup.file, "title": dup.title,
+                                              "duplicates": []})
+                out.extend(self._hit_passages(twin, qvec))
+        return out
+
+    def _hit_passages(self, hit: Hit, qvec: np.ndarray | None) -> list[_Passage]:
+        out: list[_Passage] = []
+        c = hit.chunk
+        sents = list(c.sentences) or [(c.start, c.end)]
+        if self.read_sentences <= 0 or qvec is None or len(sents) <= self.read_sentences:
+            out.append(_Passage(hit, c.start, c.end, sents))
+            return out
+        vecs = self.data.chunk_sentence_vectors(self._row_of[c.id])
+        if len(vecs) != len(sents):  # no stored sentence vectors to choose by: read it whole
+            out.append(_Passage(hit, c.start, c.end, sents))
+            return out
+        cos = vecs @ qvec
+        keep: set[int] = set()
+        for i in np.argsort(-cos)[: self.read_sentences]:
+            keep.update(range(max(0, i - self.read_context), min(len(sents), i + self.read_context + 1)))
+        run: list[int] = []
+        for i in sorted(keep):  # contiguous runs of kept sentences, each one passage
+            if run and i != run[-1] + 1:
+                out.append(self._run(hit, sents, run))
+                run = []
+            run.append(i)
+        out.append(self._run(hit, sents, run))
         return out
 
     @staticmethod
@@ -139,6 +165,56 @@ class Reader:
         passages = self.passages(hits, qvec)
         if not passages:
             return Reading(answer=None, confidence=0.0)
+        top_score = max((h.score for h in hits), default=0.0)
+        candidates, nulls, n_windows, timings = self._spans(question, passages, top_score)
+        if not candidates:
+            return Reading(answer=None, confidence=0.0, windows=n_windows, timings_ms=timings)
+        candidates.sort(key=lambda c: -c.combined)
+        best = candidates[0]
+        text = self.data.articles[best.article_id].text
+        features = {
+            "margin": best.margin,
+            "span_score": best.score,
+            "null_score": best.null,
+            "retrieval": best.retrieval,
+            "passage_rank": float(best.passage.hit.rank),
+            "null_min": float(nulls.min()),
+            "passages_with_a_span": float(len({id(c.passage) for c in candidates if c.margin > 0})),
+        }
+        confidence = self.model.confidence(features)
+        # Each other article's own best span: from the passages read, and from near-duplicates of
+        # other articles folded into them (read separately: the choice above stays as it was).
+        others = candidates[1:]
+        folded = self.folded_passages(hits, qvec)
+        if folded:
+            t = time.perf_counter()
+            extra, _, n_extra, _ = self._spans(question, folded, top_score)
+            others = sorted(others + extra, key=lambda c: -c.combined)
+            timings["folded"] = (time.perf_counter() - t) * 1000
+            n_windows += n_extra
+        alternatives = [(confidence, self._citation(best.article_id, best.start, best.end, best.passage.hit.rank))]
+        seen = {best.article_id}
+        for c in others:
+            if c.article_id in seen or c.margin <= 0:
+                continue
+            seen.add(c.article_id)
+            alt = {**features, "margin": c.margin, "span_score": c.score, "null_score": c.null,
+                   "retrieval": c.retrieval, "passage_rank": float(c.passage.hit.rank)}
+            alternatives.append((self.model.confidence(alt), self._citation(c.article_id, c.start, c.end,
+                                                                             c.passage.hit.rank)))
+        return Reading(
+            answer=text[best.start : best.end],
+            confidence=confidence,
+            citations=self._citations(best, candidates, hits),
+            features=features,
+            windows=n_windows,
+            timings_ms=timings,
+            alternatives=alternatives,
+        )
+
+    def _spans(self, question: str, passages: list[_Passage], top_score: float):
+        """Candidates of every window over ``passages`` (one model call), the windows' no-answer
+        scores, the number of windows and the timings."""
         t0 = time.perf_counter()
         texts = [self.data.articles[p.hit.chunk.article_id].text[p.start : p.end] for p in passages]
         windows = self.model.windows(question, texts)
@@ -146,8 +222,6 @@ class Reader:
         logits = self.model.logits(windows)
         t2 = time.perf_counter()
         nulls = logits.null()
-        top_score = max((h.score for h in hits), default=0.0)
-
         candidates: list[_Candidate] = []
         for w, window in enumerate(windows):
             p = passages[window.passage]
@@ -163,28 +237,7 @@ class Reader:
                 cand.combined = cand.margin + self.retrieval_weight * retrieval
                 candidates.append(cand)
         timings = {"tokenize": (t1 - t0) * 1000, "model": (t2 - t1) * 1000, "spans": (time.perf_counter() - t2) * 1000}
-        if not candidates:
-            return Reading(answer=None, confidence=0.0, windows=len(windows), timings_ms=timings)
-        candidates.sort(key=lambda c: -c.combined)
-        best = candidates[0]
-        text = self.data.articles[best.article_id].text
-        features = {
-            "margin": best.margin,
-            "span_score": best.score,
-            "null_score": best.null,
-            "retrieval": best.retrieval,
-            "passage_rank": float(best.passage.hit.rank),
-            "null_min": float(nulls.min()),
-            "passages_with_a_span": float(len({id(c.passage) for c in candidates if c.margin > 0})),
-        }
-        return Reading(
-            answer=text[best.start : best.end],
-            confidence=self.model.confidence(features),
-            citations=self._citations(best, candidates, hits),
-            features=features,
-            windows=len(windows),
-            timings_ms=timings,
-        )
+        return candidates, nulls, len(windows), timings
 
     # -- citations ----------------------------------------------------------------------
     def _citation(self, article_id: str, a: int, b: int, rank: int | None) -> Citation:
@@ -193,6 +246,7 @@ class Reader:
         return Citation(
             article=art.file, article_id=art.id, title=art.title, start=a, end=b, quote=art.text[a:b],
             sentence_start=s, sentence_end=e, sentence=art.text[s:e], passage_rank=rank,
+            published=art.published, page=art.page_of(a),
         )
 
     def _citations(self, best: _Candidate, candidates: list[_Candidate], hits: list[Hit]) -> list[Citation]:
@@ -260,5 +314,49 @@ def source_counts(citations: list[Citation], hits: list[Hit]) -> list[SourceCoun
     for c in citations:
         if all(s.article_id != c.article_id for s in out):
             out.append(SourceCount(article=c.article, article_id=c.article_id, title=c.title,
-                                   passages=max(1, counts.get(c.article_id, 0))))
+                                   passages=max(1, counts.get(c.article_id, 0)), published=c.published))
     return out
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def same_answer(a: str, b: str) -> bool:
+    """Whether two spans state the same answer: equal or one inside the other once normalized
+    ("49%" and "49% of OpenAI's shares"), or the same numbers ("$10 billion", "10 billion dollars")."""
+    ka, kb = _norm(a), _norm(b)
+    if not ka or not kb:
+        return ka == kb
+    if ka in kb or kb in ka:
+        return True
+    na = {n.replace(",", "") for n in _NUMBER.findall(ka)}
+    nb = {n.replace(",", "") for n in _NUMBER.findall(kb)}
+    return bool(na) and na == nb
+
+
+def versions(alternatives: list[tuple[float, Citation]], threshold: float) -> list[Version]:
+    """The different answers that articles give, each with the articles stating it, newest first.
+
+    ``alternatives`` are each article's best span with the reader's confidence for it alone
+    (``Reading.alternatives``). Only answers at or above ``threshold`` count: an article whose
+    best span the reader would not give as an answer on its own does not make a disagreement.
+    Returns an empty list when all articles that answer agree."""
+    groups: list[Version] = []
+    for conf, cite in sorted(alternatives, key=lambda x: -x[0]):
+        if conf < threshold:
+            continue
+        for v in groups:
+            if same_answer(v.answer, cite.quote):
+                if all(c.article_id != cite.article_id for c in v.citations):
+                    v.citations.append(cite)
+                break
+        else:
+            groups.append(Version(answer=cite.quote, confidence=min(1.0, max(0.0, conf)), citations=[cite]))
+    if len(groups) < 2:
+        return []
+    for v in groups:
+        dates = [c.published for c in v.citations if c.published]
+        v.published = max(dates) if dates else None
+        v.citations.sort(key=lambda c: c.published or "", reverse=True)
+    # newest first; undated versions last, in the reader's order
+    return sorted(groups, key=lambda v: (v.published is not None, v.published or ""), reverse=True)

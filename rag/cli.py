@@ -60,7 +60,8 @@ def build_progress(enabled: bool = True):
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                label = {"read": "reading articles", "embed": "embedding chunks", "write": "writing index"}.get(stage, stage)
+                label = {"read": "reading articles", "embed": "embedding chunks", "write": "writing index",
+                         "fetch": "fetching feed items"}.get(stage, stage)
                 tasks[stage] = bar.add_task(label, total=total, rate="")
             task = bar.tasks[tasks[stage]]
             elapsed = task.elapsed or 0.0
@@ -84,7 +85,8 @@ def print_build_report(report, as_json: bool) -> None:
         )
     for label, items in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
         if items:
-            out.print(f"  {label} ({len(items)}): {', '.join(items)}")
+            more = f", … and {len(items) - 20:,} more" if len(items) > 20 else ""  # a bulk export adds thousands
+            out.print(f"  {label} ({len(items)}): {', '.join(items[:20])}{more}", highlight=False)
     if report.reused and not report.unchanged:
         out.print(f"  reused ({len(report.reused)} articles, not re-embedded)")
     for w in report.warnings:
@@ -113,20 +115,45 @@ def build(
 
 @app.command()
 def add(
-    files: list[Path] = typer.Argument(..., help="Article files to copy into the articles folder and index."),
+    files: Optional[list[Path]] = typer.Argument(None, help="Article files to copy into the articles folder and index."),
+    feed: Optional[str] = typer.Option(None, "--feed", help="An RSS/Atom feed (URL or file): fetch its new items' pages and index them."),
     articles: Optional[Path] = typer.Option(None, "--articles"),
     index: Optional[Path] = typer.Option(None, "--index"),
     as_json: bool = typer.Option(False, "--json"),
 ):
-    """Add article files (copied into the articles folder) and update the index."""
+    """Add article files (copied into the articles folder), or a feed's new items, and update the index."""
     from .pipeline import Pipeline
 
     with _friendly_errors():
+        if not files and not feed:
+            raise RagError("Give article files to add, or --feed URL_OR_FILE.")
+        if feed:
+            with build_progress(not as_json) as progress:
+                report = Pipeline(_settings(articles, index)).add_feed(feed, progress=progress)
+            print_feed_report(report, as_json)
+            if not files:
+                return
         with build_progress(not as_json) as progress:
             report = Pipeline(_settings(articles, index)).add(files, progress=progress)
         print_build_report(report, as_json)
         if any(s.reason.startswith("refused") for s in report.skipped):
             raise typer.Exit(1)
+
+
+def print_feed_report(report, as_json: bool) -> None:
+    if as_json:
+        print(report.model_dump_json())
+        return
+    out.print(f"Feed {report.title or report.feed}: {len(report.added)} added, {len(report.skipped)} skipped, "
+              f"{len(report.unchanged)} unchanged ({report.seconds:.1f} s).", highlight=False)
+    for e in report.added:
+        out.print(f"  [green]added[/] {e.file}  ({e.url})", highlight=False)
+    for e in report.skipped:
+        out.print(f"  [red]skipped[/] {e.url or e.title}: {e.reason}", highlight=False)
+    for e in report.unchanged:
+        out.print(f"  unchanged {e.url}  ({e.reason}: {e.file})", highlight=False)
+    if report.build is not None:
+        print_build_report(report.build, False)
 
 
 @app.command()
@@ -150,6 +177,8 @@ def ask(
     index: Optional[Path] = typer.Option(None, "--index"),
     top_k: Optional[int] = typer.Option(None, "--k", help="Passages to retrieve."),
     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, dense or bm25."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only articles published on or after this date (YYYY-MM-DD)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Only articles published on or before this date (YYYY-MM-DD)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
     """Ask a question; the answer is words quoted from the articles, with their source."""
@@ -159,7 +188,7 @@ def ask(
         settings = _settings(None, index)
         if mode is not None and mode not in ("hybrid", "dense", "bm25"):
             raise RagError(f"Invalid --mode '{mode}'. Choose from 'hybrid', 'dense', 'bm25'.")
-        answer = Pipeline(settings).ask(question, top_k=top_k, mode=mode)
+        answer = Pipeline(settings).ask(question, top_k=top_k, mode=mode, since=since, until=until)
         if as_json:
             print(json.dumps(answer_json(answer), ensure_ascii=False))
             return
@@ -172,9 +201,30 @@ def ask(
                 h = answer.passages[0]
                 out.print(f"  [{h.file}] {h.chunk.text[:300]}…", highlight=False, markup=False)
             return
+        if answer.disagreement:
+            out.print("[bold]The articles disagree[/] (newest first):", highlight=False)
+            for v in answer.versions:
+                out.print(f"  “{v.answer}”  (confidence {v.confidence:.2f})", highlight=False, markup=False)
+                for c in v.citations:
+                    out.print(f"      {_where(c)}  “{c.sentence}”", highlight=False, markup=False)
+            return
         out.print(f"[bold]{answer.answer}[/]  (confidence {answer.confidence:.2f})", highlight=False)
         for i, c in enumerate(answer.citations, 1):
-            out.print(f"  [{i}] {c.article} [{c.start}:{c.end}]  “{c.sentence}”", highlight=False, markup=False)
+            out.print(f"  [{i}] {_where(c)}  “{c.sentence}”", highlight=False, markup=False)
+
+
+def _where(c) -> str:
+    """'file [start:end], p. 3, 2024-03-14' for a citation."""
+    bits = [f"{c.article} [{c.start}:{c.end}]"]
+    if c.page:
+        bits.append(f"p. {c.page}")
+    bits.append(c.published[:10] if c.published else "undated")
+    return ", ".join(bits)
+
+
+def _citation_json(c) -> dict:
+    return {"article": c.article, "title": c.title, "published": c.published, "page": c.page, "start": c.start,
+            "end": c.end, "quote": c.quote, "sentence": c.sentence}
 
 
 def answer_json(answer) -> dict:
@@ -185,14 +235,20 @@ def answer_json(answer) -> dict:
         "abstained": answer.abstained,
         "confidence": round(answer.confidence, 4),
         "n_sources": answer.n_sources,
-        "citations": [
-            {"article": c.article, "title": c.title, "start": c.start, "end": c.end, "quote": c.quote, "sentence": c.sentence}
-            for c in answer.citations
+        "since": answer.since,
+        "until": answer.until,
+        "citations": [_citation_json(c) for c in answer.citations],
+        "disagreement": answer.disagreement,
+        "versions": [
+            {"answer": v.answer, "confidence": round(v.confidence, 4), "published": v.published,
+             "citations": [_citation_json(c) for c in v.citations]}
+            for v in answer.versions
         ],
         "passages": [
             {
                 "rank": h.rank,
                 "article": h.file,
+                "published": h.published,
                 "start": h.chunk.start,
                 "end": h.chunk.end,
                 "score": h.score,
@@ -209,19 +265,34 @@ def answer_json(answer) -> dict:
 
 
 @app.command()
-def status(index: Optional[Path] = typer.Option(None, "--index"), as_json: bool = typer.Option(False, "--json")):
-    """Show what is indexed."""
+def status(
+    index: Optional[Path] = typer.Option(None, "--index"),
+    as_json: bool = typer.Option(False, "--json"),
+    articles: bool = typer.Option(False, "--articles", help="List every article with its date, newest first."),
+):
+    """Show what is indexed (with --articles: each article, its date and title)."""
     from .pipeline import Pipeline
 
     with _friendly_errors():
-        info = Pipeline(_settings(None, index)).store.load(_settings(None, index).model_name).info()
+        data = Pipeline(_settings(None, index)).store.load(_settings(None, index).model_name)
+        info = data.info()
+        listed = sorted(data.articles.values(), key=lambda a: (a.published or "", a.file), reverse=True)
         if as_json:
-            out.print_json(info.model_dump_json())
+            doc = info.model_dump()
+            if articles:
+                doc["articles"] = [{"file": a.file, "title": a.title, "published": a.published, "url": a.url,
+                                    "site": a.site, "pages": len(a.pages) or None} for a in listed]
+            print(json.dumps(doc, ensure_ascii=False))
             return
         table = Table(show_header=False)
         for k, v in info.model_dump().items():
             table.add_row(k, str(v))
         out.print(table)
+        if articles:
+            t = Table("published", "article", "title")
+            for a in listed:
+                t.add_row(a.published[:10] if a.published else "undated", a.file, a.title)
+            out.print(t)
 
 
 @app.command("eval")

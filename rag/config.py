@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # --- ingest ------------------------------------------------------------
     max_file_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Files larger than this are skipped.")
     max_upload_files: int = Field(20, gt=0, description="Files accepted in one upload in the app.")
+    max_export_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Bulk exports (.jsonl, .csv) larger than this are skipped.")
+    fetch_timeout: float = Field(15.0, gt=0, description="Seconds a feed or page fetch may wait for the server (connect, each read).")
+    fetch_max_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Feeds and pages larger than this are not fetched.")
+    feed_max_items: int = Field(100, gt=0, description="Items read from one feed per poll.")
 
     # --- embedding -----------------------------------------------------------
     model_name: str = Field(

@@ -146,9 +146,11 @@ class IndexData:
     bm25: object
     file_to_id: dict[str, str] = field(default_factory=dict)
     _rows_by_article: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    masks: dict = field(default_factory=dict, repr=False)  # date filter -> row mask (rag.retrieve.date_mask)
 
     def info(self) -> IndexInfo:
         m = self.manifest
+        dates = sorted(a.published[:10] for a in self.articles.values() if a.published)
         return IndexInfo(
             version=self.version,
             path=str(self.path),
@@ -159,6 +161,9 @@ class IndexData:
             built_at=m["built_at"],
             faiss_type=m["faiss_type"],
             chunking=m["chunking"],
+            n_dated=len(dates),
+            published_from=dates[0] if dates else None,
+            published_to=dates[-1] if dates else None,
         )
 
     def chunk_sentence_vectors(self, i: int) -> np.ndarray:

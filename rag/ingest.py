@@ -1,6 +1,17 @@
 """Articles folder -> cleaned ``Article`` records, with a reason for every file not used.
 
-Cleaning rules (general, not tied to any file):
+Which path a file takes (``rag/formats.py`` reads the formats):
+
+* ``.html``/``.htm``: **trafilatura** extracts the article body and its metadata (title,
+  author, date, site, canonical URL; ``htmldate`` for a date trafilatura does not find). The
+  page's markup tells what is furniture, so none of the plain-text rules below apply; the text
+  is only normalized (see :func:`normalize_text`) and the title put on the first line.
+* ``.pdf``: **pypdf**, text per page, then the plain-text rules page by page.
+* ``.jsonl``/``.csv`` bulk exports: one article per record (``text``, optional ``title``,
+  ``date``, ``url``, ``source``), the plain-text rules on each ``text``.
+* ``.txt``/``.md``/``.markdown``: an optional YAML front matter, then the plain-text rules.
+
+Plain-text cleaning rules (general, not tied to any file), for text without markup to go by:
 
 * Line endings become ``\\n``; control characters are dropped; text is NFC-normalized; each
   line is stripped and runs of blank lines collapse to one.
@@ -27,7 +38,12 @@ from pathlib import Path
 from .errors import IngestError
 from .types import Article, Skipped
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+HTML_SUFFIXES = (".html", ".htm")
+EXPORT_SUFFIXES = (".jsonl", ".csv")
+SUPPORTED_SUFFIXES = (*TEXT_SUFFIXES, *HTML_SUFFIXES, ".pdf", *EXPORT_SUFFIXES)
+SUPPORTED_HINT = "use .txt, .md, .html, .pdf, .jsonl or .csv"
+RECORD_SEP = "#"  # an export's records are named "<file>#<name>"
 
 # Words that appear in the interface of news and blog pages, never as content on their own.
 _FURNITURE = frozenset(
@@ -96,8 +112,16 @@ def _norm_key(line: str) -> str:
     return " ".join(line.lower().split())
 
 
-def clean_text(raw: str) -> tuple[str, int]:
-    """Normalize and clean article text. Returns (text, number of content lines removed)."""
+def normalize_text(raw: str) -> str:
+    """Line endings, control characters, NFC, stripped lines, one blank line at most: the
+    cleaning of text whose furniture was already removed by its markup (web pages)."""
+    return clean_text(raw, rules=False)[0]
+
+
+def clean_text(raw: str, rules: bool = True) -> tuple[str, int]:
+    """Normalize and clean article text. Returns (text, number of content lines removed).
+
+    ``rules=False`` only normalizes (no furniture or repeated-paragraph rule)."""
     # Drop BOMs and control characters before normalizing: one between a letter and its accent
     # would otherwise keep the pair apart, and the stored text would not be NFC.
     text = _CONTROL.sub("", raw.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", ""))
@@ -110,6 +134,9 @@ def clean_text(raw: str) -> tuple[str, int]:
         if not line:
             if kept and kept[-1] != "":
                 kept.append("")
+            continue
+        if not rules:
+            kept.append(line)
             continue
         if is_furniture(line):
             removed += 1
@@ -124,35 +151,6 @@ def clean_text(raw: str) -> tuple[str, int]:
     while kept and kept[-1] == "":
         kept.pop()
     return "\n".join(kept), removed
-
-
-_BLOCK_TAGS = (
-    "p div br h1 h2 h3 h4 h5 h6 li ul ol table tr td th blockquote pre section article "
-    "header footer dd dt figcaption title".split()
-)
-_DROP_TAGS = "script style noscript template nav footer aside form iframe svg canvas button select".split()
-
-
-def html_to_text(markup: str) -> tuple[str, str | None]:
-    """Visible text of an HTML page with block elements on their own lines, and its title."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(markup, "html.parser")
-    title = None
-    if soup.title and soup.title.get_text(strip=True):
-        title = soup.title.get_text(" ", strip=True)
-    for tag in soup(_DROP_TAGS):
-        tag.decompose()
-    if soup.head:
-        soup.head.decompose()
-    h1 = soup.find("h1")
-    if not title and h1:
-        title = h1.get_text(" ", strip=True)
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    lines = (" ".join(line.split()) for line in soup.get_text().split("\n"))
-    return "\n".join(lines), title
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -193,46 +191,189 @@ def decode(data: bytes, name: str) -> tuple[str, str]:
     return str(best), best.encoding
 
 
-def read_article(path: Path, name: str, max_bytes: int) -> Article:
-    """Read one file into an Article or raise ``UnusableFile`` with the reason."""
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise UnusableFile(f"unsupported file type '{suffix or '(none)'}' (use .txt, .md or .html)")
+@dataclass
+class FileArticles:
+    """What one file gave: its articles (one, or one per export record), records that could not
+    be used (``file:line``) and warnings."""
+
+    articles: list[Article] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _one_line(s: str | None, limit: int = 200) -> str:
+    """A title or name: control characters dropped, NFC, one line, at most ``limit`` characters."""
+    s = " ".join(unicodedata.normalize("NFC", _CONTROL.sub("", (s or "").replace("\ufeff", ""))).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _title_from(text: str, markdown: bool) -> str:
+    first = text.split("\n", 1)[0]
+    return first.lstrip("#").strip() if markdown else first
+
+
+def _read_bytes(path: Path, max_bytes: int, setting: str = "max_file_bytes") -> bytes:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise UnusableFile(f"too large: {size:,} bytes, over the limit of {max_bytes:,} (setting max_file_bytes)")
+            raise UnusableFile(f"too large: {size:,} bytes, over the limit of {max_bytes:,} (setting {setting})")
         data = path.read_bytes()
     except OSError as exc:
         raise UnusableFile(f"cannot be read: {exc.strerror or exc}") from exc
     if not data.strip():
         raise UnusableFile("empty file")
+    return data
+
+
+def read_file(path: Path, name: str, max_bytes: int, max_export_bytes: int | None = None) -> FileArticles:
+    """Read one file into its articles, or raise ``UnusableFile`` with the reason none came out.
+
+    A bulk export (``.jsonl``/``.csv``, limit ``max_export_bytes``) gives one article per good
+    record; its bad records are in ``skipped`` as ``<file>:<line>``."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnusableFile(f"unsupported file type '{suffix or '(none)'}' ({SUPPORTED_HINT})")
+    if suffix in EXPORT_SUFFIXES:
+        limit = max_export_bytes or max_bytes
+        return read_export(_read_bytes(path, limit, "max_export_bytes" if max_export_bytes else "max_file_bytes"), name)
+    data = _read_bytes(path, max_bytes)
+    if suffix == ".pdf":
+        return FileArticles(articles=[_pdf_article(data, name)])
     if _looks_binary(data):
         raise UnusableFile("binary file, not text")
     raw, encoding = decode(data, name)
-    title = None
-    if suffix in (".html", ".htm"):
-        raw, title = html_to_text(raw)
-        # The <title> is shown too: same control-character and normalization rules as the text.
-        title = " ".join(unicodedata.normalize("NFC", _CONTROL.sub("", (title or "").replace("\ufeff", ""))).split())
-    text, removed = clean_text(raw)
+    sha = hashlib.sha256(data).hexdigest()
+    if suffix in HTML_SUFFIXES:
+        return FileArticles(articles=[_html_article(raw, name, sha, encoding)])
+    return FileArticles(articles=[_text_article(raw, name, sha, encoding, markdown=suffix != ".txt")])
+
+
+def read_article(path: Path, name: str, max_bytes: int) -> Article:
+    """Read a one-article file (not a bulk export) or raise ``UnusableFile`` with the reason."""
+    if path.suffix.lower() in EXPORT_SUFFIXES:
+        raise UnusableFile("a bulk export holds many articles (read it with read_file)")
+    return read_file(path, name, max_bytes).articles[0]
+
+
+def _text_article(raw: str, name: str, sha: str, encoding: str, *, markdown: bool) -> Article:
+    from .formats import find_dateline, meta_str, parse_date, split_front_matter
+
+    meta, body = split_front_matter(raw)
+    text, removed = clean_text(body)
     if not text.strip():
         raise UnusableFile("no text left after cleaning (only markup or page furniture)")
-    if not title:
-        first = text.split("\n", 1)[0]
-        title = first.lstrip("#").strip() if suffix in (".md", ".markdown") else first
-    title = " ".join(title.split())
-    if len(title) > 200:
-        title = title[:199] + "…"
+    published = parse_date(meta_str(meta, "date", "published", "pubdate")) or find_dateline(text)
     return Article(
-        id=article_id(text),
-        file=name,
-        title=title,
-        text=text,
-        source_sha256=hashlib.sha256(data).hexdigest(),
-        encoding=encoding,
-        removed_lines=removed,
+        id=article_id(text), file=name, title=_one_line(meta_str(meta, "title") or _title_from(text, markdown)),
+        text=text, source_sha256=sha, encoding=encoding, removed_lines=removed, published=published,
+        author=meta_str(meta, "author"), site=meta_str(meta, "source", "site"), url=meta_str(meta, "url"),
+        link=meta_str(meta, "link"),
     )
+
+
+def _html_article(raw: str, name: str, sha: str, encoding: str) -> Article:
+    from .formats import extract_page
+
+    page = extract_page(raw)
+    body = normalize_text(page.text)
+    if not body.strip():
+        raise UnusableFile("no article text found in the page")
+    title = _one_line(page.title) or _title_from(body, False)
+    # The headline opens the stored text, as in a plain-text article (it is searched too).
+    text = body if body.split("\n", 1)[0].strip() == title else normalize_text(f"{title}\n{body}")
+    return Article(
+        id=article_id(text), file=name, title=_one_line(title), text=text, source_sha256=sha, encoding=encoding,
+        published=page.published, author=_one_line(page.author) or None, site=_one_line(page.site) or None,
+        url=page.url,
+    )
+
+
+def _pdf_article(data: bytes, name: str) -> Article:
+    from .formats import PdfProblem, find_dateline, read_pdf
+
+    try:
+        pdf = read_pdf(data)
+    except PdfProblem as exc:
+        raise UnusableFile(exc.reason) from exc
+    parts: list[str] = []
+    starts: list[int] = []
+    removed = 0
+    pos = 0
+    for page in pdf.pages:
+        cleaned, n = clean_text(page)
+        removed += n
+        if cleaned:
+            if parts:
+                pos += 2  # the blank line between pages
+            starts.append(pos)
+            parts.append(cleaned)
+            pos += len(cleaned)
+        else:
+            starts.append(pos + (2 if parts else 0))  # an empty page starts where the next text does
+    text = "\n\n".join(parts)
+    if not text.strip():
+        raise UnusableFile("no text left after cleaning (only page furniture)")
+    title = _one_line(pdf.title) or _title_from(text, False)
+    return Article(
+        id=article_id(text), file=name, title=_one_line(title), text=text,
+        source_sha256=hashlib.sha256(data).hexdigest(), encoding="pdf", removed_lines=removed,
+        published=find_dateline(text) or pdf.created, author=_one_line(pdf.author) or None, pages=starts,
+    )
+
+
+def _slug(s: str, limit: int = 60) -> str:
+    words = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", s).lower())
+    out = ""
+    for w in words:
+        if len(out) + len(w) + 1 > limit:
+            break
+        out = f"{out}-{w}" if out else w
+    return out
+
+
+def record_file(name: str) -> str:
+    """The file an article came from: ``news.jsonl`` for the record ``news.jsonl#some-title``."""
+    base, sep, _ = name.partition(RECORD_SEP)
+    return base if sep and Path(base).suffix.lower() in EXPORT_SUFFIXES else name
+
+
+def read_export(data: bytes, name: str) -> FileArticles:
+    """Each good record of a ``.jsonl`` or ``.csv`` export as an article named ``<file>#<slug of
+    its title>`` (its line number when it has no title); the id is the hash of its text, as for
+    every article, so it does not change when records move."""
+    from .formats import parse_date, read_csv, read_jsonl
+
+    if _looks_binary(data):
+        raise UnusableFile("binary file, not text")
+    raw, encoding = decode(data, name)
+    export = read_jsonl(raw) if name.lower().endswith(".jsonl") else read_csv(raw)
+    out = FileArticles()
+    for p in export.problems:
+        out.skipped.append(Skipped(file=f"{name}:{p.line}", reason=f"line {p.line}: {p.reason}"))
+    used: set[str] = set()
+    for rec in export.records:
+        text, removed = clean_text(rec.text)
+        if not text.strip():
+            out.skipped.append(Skipped(file=f"{name}:{rec.line}", reason=f"line {rec.line}: no text left after cleaning"))
+            continue
+        published = parse_date(rec.date)
+        if rec.date not in (None, "") and published is None:
+            out.warnings.append(f"{name} line {rec.line}: date {str(rec.date)[:40]!r} not understood; indexed without a date")
+        title = _one_line(rec.title) or _one_line(_title_from(text, False))
+        slug = _slug(rec.title or "") or f"line-{rec.line}"
+        record_name, n = f"{name}{RECORD_SEP}{slug}", 2
+        while record_name in used:
+            record_name, n = f"{name}{RECORD_SEP}{slug}-{n}", n + 1
+        used.add(record_name)
+        out.articles.append(Article(
+            id=article_id(text), file=record_name, title=title, text=text,
+            source_sha256=hashlib.sha256(rec.raw.encode("utf-8")).hexdigest(), encoding=encoding,
+            removed_lines=removed, published=published, site=rec.source, url=rec.url,
+        ))
+    if not out.articles:
+        reasons = "; ".join(s.reason for s in out.skipped[:3]) or "no records"
+        raise UnusableFile(f"no usable record in the export ({reasons})")
+    return out
 
 
 def article_id(text: str) -> str:
@@ -248,27 +389,31 @@ def list_article_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def load_folder(folder: Path, max_bytes: int) -> IngestResult:
-    """Read every file of ``folder``. Bad files are reported in ``skipped``, never raised."""
+def load_folder(folder: Path, max_bytes: int, max_export_bytes: int | None = None) -> IngestResult:
+    """Read every file of ``folder``. Bad files (and bad export records) are reported in
+    ``skipped``, never raised."""
     result = IngestResult()
     by_id: dict[str, Article] = {}
     for path in list_article_files(folder):
         name = path.name
         try:
-            article = read_article(path, name, max_bytes)
+            got = read_file(path, name, max_bytes, max_export_bytes)
         except UnusableFile as exc:
             result.skipped.append(Skipped(file=name, reason=exc.reason))
             continue
-        if article.encoding not in ("utf-8", "ascii"):
-            result.warnings.append(f"{name}: not UTF-8, decoded as {article.encoding}")
-        if article.id in by_id:
-            kept = by_id[article.id]
-            kept.aliases.append(name)
-            result.duplicates.setdefault(kept.file, []).append(name)
-            result.skipped.append(Skipped(file=name, reason=f"exact duplicate of {kept.file} (indexed once)"))
-            continue
-        by_id[article.id] = article
-        result.articles.append(article)
+        result.skipped.extend(got.skipped)
+        result.warnings.extend(got.warnings)
+        for article in got.articles:
+            if article.encoding not in ("utf-8", "ascii", "pdf") and article is got.articles[0]:
+                result.warnings.append(f"{name}: not UTF-8, decoded as {article.encoding}")
+            if article.id in by_id:
+                kept = by_id[article.id]
+                kept.aliases.append(article.file)
+                result.duplicates.setdefault(kept.file, []).append(article.file)
+                result.skipped.append(Skipped(file=article.file, reason=f"exact duplicate of {kept.file} (indexed once)"))
+                continue
+            by_id[article.id] = article
+            result.articles.append(article)
     return result
 
 
@@ -292,5 +437,5 @@ def safe_name(name: str) -> tuple[str, str | None]:
     if len(base.encode("utf-8")) > _MAX_NAME_BYTES:
         return "", f"refused: file name longer than {_MAX_NAME_BYTES} bytes"
     if Path(base).suffix.lower() not in SUPPORTED_SUFFIXES:
-        return "", f"refused: unsupported file type '{Path(base).suffix or '(none)'}' (use .txt, .md or .html)"
+        return "", f"refused: unsupported file type '{Path(base).suffix or '(none)'}' ({SUPPORTED_HINT})"
     return base, None

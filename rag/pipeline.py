@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .answer import Reader, source_counts
+from .answer import Reader, source_counts, versions
 from .chunk import chunk_articles
 from .config import Settings
 from .embed import Embedder, load_embedder
@@ -24,7 +24,7 @@ from .errors import IndexCorruptError, IndexIncompatibleError, IngestError
 from .index import FORMAT_VERSION, IndexData, IndexStore, bm25_tokenize, now_iso, read_bm25_tokens
 from .ingest import load_folder
 from .reader import SpanModel
-from .retrieve import retrieve
+from .retrieve import date_mask, retrieve
 from .types import Answer, BuildReport, Chunk, Skipped
 
 # progress(stage, done, total): stages are "read", "embed", "write".
@@ -216,7 +216,7 @@ class Pipeline:
         t0 = time.perf_counter()
         with self.store.lock(wait):
             self.store.clean_leftovers()
-            ingest = load_folder(folder, s.max_file_bytes)
+            ingest = load_folder(folder, s.max_file_bytes, s.max_export_bytes)
             report.skipped = ingest.skipped
             report.warnings = ingest.warnings
             report.duplicates = ingest.duplicates
@@ -224,7 +224,7 @@ class Pipeline:
                 progress("read", len(ingest.articles), len(ingest.articles))
             report.seconds["read"] = time.perf_counter() - t0
             if not ingest.articles:
-                reasons = "; ".join(f"{x.file}: {x.reason}" for x in ingest.skipped) or "no .txt, .md or .html files"
+                reasons = "; ".join(f"{x.file}: {x.reason}" for x in ingest.skipped) or "no .txt, .md, .html, .pdf, .jsonl or .csv files"
                 raise IngestError(f"No usable articles in {folder}/ ({reasons})")
 
             prev = None if full else self._reusable(report.warnings)
@@ -239,7 +239,11 @@ class Pipeline:
                     report.added.append(a.file)
             report.removed = sorted(f for f in prev_files if f not in files)
             report.n_articles = len(ingest.articles)
-            if prev is not None and not full and files == prev_files:
+            prev_meta = prev.manifest.get("articles", {}) if prev else {}
+            same_sources = all(prev_meta.get(a.id, {}).get("sha256") == a.source_sha256 for a in ingest.articles)
+            # Same files and same bytes: nothing to do (a new date or title alone rewrites the
+            # version with the same vectors).
+            if prev is not None and not full and files == prev_files and same_sources:
                 report.unchanged = True
                 report.version = prev.version
                 report.n_chunks = len(prev.chunks)
@@ -321,7 +325,7 @@ class Pipeline:
                 "chunking": s.chunking_signature(),
                 "articles": {
                     a.id: {"file": a.file, "aliases": a.aliases, "sha256": a.source_sha256, "title": a.title,
-                           "chunks": per_article[a.id]}
+                           "published": a.published, "chunks": per_article[a.id]}
                     for a in ingest.articles
                 },
                 "files": files,
@@ -355,7 +359,7 @@ class Pipeline:
         binary, undecodable, too large) is reported and never copied, so the folder does not
         collect files that every later build would skip again.
         """
-        from .ingest import UnusableFile, read_article, safe_name
+        from .ingest import UnusableFile, read_file, safe_name
 
         folder = Path(self.settings.articles_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -370,7 +374,7 @@ class Pipeline:
                 refused.append(Skipped(file=str(f), reason="not found"))
                 continue
             try:
-                read_article(f, name, self.settings.max_file_bytes)
+                read_file(f, name, self.settings.max_file_bytes, self.settings.max_export_bytes)
             except UnusableFile as exc:
                 refused.append(Skipped(file=f.name, reason=exc.reason))
                 continue
@@ -389,6 +393,27 @@ class Pipeline:
         report.skipped = refused + report.skipped
         return report
 
+    def add_feed(self, source: str, *, progress: Progress | None = None, wait: float = 0.0):
+        """Poll an RSS/Atom feed (URL or file): new items' pages are fetched, written to the
+        articles folder and indexed (``rag.feeds``). The only network access, made when asked."""
+        from .feeds import canonical, poll
+
+        s = self.settings
+        known_urls: dict[str, str] = {}
+        known_ids: dict[str, str] = {}
+        if self.store.exists():
+            for a in self.index().articles.values():
+                known_ids[a.id] = a.file
+                for u in (a.url, a.link):
+                    if canonical(u):
+                        known_urls[canonical(u)] = a.file
+        report = poll(source, Path(s.articles_dir), known_urls=known_urls, known_ids=known_ids,
+                      timeout=s.fetch_timeout, max_bytes=s.fetch_max_bytes, max_items=s.feed_max_items,
+                      progress=progress)
+        if report.added:
+            report.build = self.build(progress=progress, wait=wait)
+        return report
+
     def remove(self, names: Sequence[str], *, progress: Progress | None = None, wait: float = 0.0) -> BuildReport:
         """Delete articles (by file name or article id) from the folder and the index."""
         folder = Path(self.settings.articles_dir)
@@ -396,8 +421,13 @@ class Pipeline:
         if self.store.exists():
             m = self.store.read_manifest()
             known = m.get("files", {})
+        from .ingest import record_file
+
         missing = []
         for name in names:
+            if record_file(name) != name:
+                raise IngestError(f"{name} is a record of the export {record_file(name)}: remove {record_file(name)} "
+                                  "(all its records) or edit that file.")
             targets = [f for f, aid in known.items() if f == name or aid == name] or [name]
             hit = False
             for t in targets:
@@ -436,6 +466,7 @@ class Pipeline:
         mode: str | None = None,
         fusion: str | None = None,
         timings: dict[str, float] | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, list]:
         """The query's vector and its top passages (dense + BM25 fused, near-duplicates folded)."""
         s = self.settings
@@ -452,6 +483,7 @@ class Pipeline:
             candidates=max(s.candidates, top_k or s.top_k),
             rrf_k=s.rrf_k,
             dedup_threshold=s.dedup_threshold,
+            allowed=allowed,
         )
         if timings is not None:
             timings["embed"] = (t2 - t1) * 1000
@@ -467,8 +499,19 @@ class Pipeline:
         mode: str | None = None,
         threshold: float | None = None,
         fusion: str | None = None,
+        since: object = None,
+        until: object = None,
     ) -> Answer:
+        """Answer ``question`` from the articles (``since``/``until``: only articles published in
+        that range, dates inclusive, are searched)."""
+        from .formats import day
+
         s = self.settings
+        since, until = day(since, "since"), day(until, "until")
+        if since and until and since > until:
+            from .errors import RagError
+
+            raise RagError(f"The date range is empty: since {since} is after until {until}.")
         t0 = time.perf_counter()
         notes: list[str] = []
         question = question if isinstance(question, str) else str(question)
@@ -501,7 +544,11 @@ class Pipeline:
         data = self.index()
         reader = self.reader_for(data)
         timings: dict[str, float] = {}
-        qvec, hits = self.search(data, query, top_k=top_k, mode=mode, fusion=fusion, timings=timings)
+        allowed = None
+        if since or until:
+            allowed, n_in, n_undated = date_mask(data, since, until)
+            notes.append(_range_note(since, until, n_in, n_undated))
+        qvec, hits = self.search(data, query, top_k=top_k, mode=mode, fusion=fusion, timings=timings, allowed=allowed)
         t3 = time.perf_counter()
         # The model reads the user's own question; a follow-up reads the rewritten one, which
         # carries the earlier turn's terms.
@@ -510,6 +557,10 @@ class Pipeline:
         confidence = float(min(1.0, max(0.0, result.confidence)))
         abstained = result.answer is None or confidence < threshold
         citations = [] if abstained else result.citations
+        found = [] if abstained else versions(result.alternatives, threshold)
+        if found:
+            notes.append(f"The articles disagree: {len(found)} different answers, each shown with its articles "
+                         "and dates, newest first.")
         return Answer(
             question=question,
             query=query,
@@ -519,15 +570,28 @@ class Pipeline:
             confidence=confidence,
             kind="none" if abstained else "span",
             citations=citations,
-            sources=source_counts(citations, hits),
+            # when articles disagree, every version's articles are sources
+            sources=source_counts([c for v in found for c in v.citations] if found else citations, hits),
             n_sources=len({c.article_id for c in citations}),
             passages=hits,
             notes=notes,
             features=result.features,
+            disagreement=bool(found),
+            versions=found,
+            since=since,
+            until=until,
             index_version=data.version,
             timings_ms={**timings, **{f"read_{k}": v for k, v in result.timings_ms.items()},
                         "read": (t4 - t3) * 1000, "total": (t4 - t0) * 1000},
         )
+
+
+def _range_note(since: str | None, until: str | None, n_in: int, n_undated: int) -> str:
+    span = f"from {since} to {until}" if since and until else f"from {since} on" if since else f"up to {until}"
+    note = f"Searched only the {n_in:,} article{'s' if n_in != 1 else ''} published {span}"
+    if n_undated:
+        note += f" ({n_undated:,} without a date left out)"
+    return note + "."
 
 
 __all__ = ["Pipeline", "resolve_followup"]

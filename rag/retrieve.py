@@ -15,10 +15,21 @@ from .types import Hit, Source
 Ranked = list[tuple[int, float]]
 
 
-def dense_search(data: IndexData, qvec: np.ndarray, n: int) -> Ranked:
+def dense_search(data: IndexData, qvec: np.ndarray, n: int, allowed: np.ndarray | None = None) -> Ranked:
+    """Top ``n`` rows by inner product. With ``allowed`` (a boolean mask over the rows) only those
+    rows are searched, exactly (their stored vectors times the query)."""
     n = min(n, len(data.chunks))
     if n <= 0:
         return []
+    if allowed is not None:
+        rows = np.flatnonzero(allowed)
+        if not len(rows):
+            return []
+        scores = data.vectors[rows] @ np.asarray(qvec, dtype=np.float32)
+        n = min(n, len(rows))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(rows[i]), float(scores[i])) for i in top]
     scores, rows = data.faiss.search(np.ascontiguousarray(qvec[None], dtype=np.float32), n)
     return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
@@ -34,8 +45,9 @@ def _query_terms(query: str) -> tuple[str, ...]:
     return tuple(bm25_tokenize([query])[0])
 
 
-def bm25_search(data: IndexData, query: str, n: int) -> Ranked:
-    """BM25 (Lucene IDF, always positive, so terms found in every chunk still count a little)."""
+def bm25_search(data: IndexData, query: str, n: int, allowed: np.ndarray | None = None) -> Ranked:
+    """BM25 (Lucene IDF, always positive, so terms found in every chunk still count a little);
+    rows outside ``allowed`` (a boolean mask) score 0."""
     if data.bm25 is None:
         return []
     vocab = data.bm25.vocab_dict
@@ -43,6 +55,8 @@ def bm25_search(data: IndexData, query: str, n: int) -> Ranked:
     if not terms:
         return []
     scores = data.bm25.get_scores(terms)
+    if allowed is not None:
+        scores = np.where(allowed, scores, 0.0)
     n = min(n, len(scores))
     top = np.argpartition(-scores, n - 1)[:n]
     top = top[np.argsort(-scores[top], kind="stable")]
@@ -107,11 +121,14 @@ def retrieve(
     candidates: int,
     rrf_k: int,
     dedup_threshold: float,
+    allowed: np.ndarray | None = None,
 ) -> list[Hit]:
+    """The top passages for the query; with ``allowed`` (a boolean mask over chunk rows, e.g.
+    :func:`date_mask`) only passages of those rows are searched and returned."""
     if not data.chunks:
         return []
-    dense = dense_search(data, qvec, candidates) if mode in ("dense", "hybrid") else []
-    lexical = bm25_search(data, query, candidates) if mode in ("bm25", "hybrid") else []
+    dense = dense_search(data, qvec, candidates, allowed) if mode in ("dense", "hybrid") else []
+    lexical = bm25_search(data, query, candidates, allowed) if mode in ("bm25", "hybrid") else []
     if mode == "dense":
         fused = {r: s for r, s in dense}
     elif mode == "bm25":
@@ -137,6 +154,7 @@ def retrieve(
                 bm25_score=bm25_by_row.get(row),
                 rank=rank,
                 duplicates=[_source(data, d) for d in dups],
+                published=article.published,
             )
         )
     return hits
@@ -145,4 +163,26 @@ def retrieve(
 def _source(data: IndexData, row: int) -> Source:
     c = data.chunks[row]
     a = data.articles[c.article_id]
-    return Source(article_id=a.id, file=a.file, title=a.title, start=c.start, end=c.end)
+    return Source(article_id=a.id, file=a.file, title=a.title, start=c.start, end=c.end, chunk_id=c.id)
+
+
+def date_mask(data: IndexData, since: str | None, until: str | None) -> tuple[np.ndarray, int, int]:
+    """(mask over chunk rows, articles in range, undated articles) for articles published from
+    ``since`` to ``until`` (``YYYY-MM-DD``, both inclusive, either may be None). Undated articles
+    are outside every range."""
+    key = (since, until)
+    cached = data.masks.get(key)
+    if cached is not None:
+        return cached
+    inside = set()
+    undated = 0
+    for a in data.articles.values():
+        day = (a.published or "")[:10]
+        if not day:
+            undated += 1
+            continue
+        if (since is None or day >= since) and (until is None or day <= until):
+            inside.add(a.id)
+    mask = np.fromiter((c.article_id in inside for c in data.chunks), dtype=bool, count=len(data.chunks))
+    data.masks[key] = (mask, len(inside), undated)
+    return data.masks[key]

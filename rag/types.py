@@ -20,6 +20,22 @@ class Article(BaseModel):
     source_sha256: str = Field(description="Hash of the raw file bytes (change detection).")
     encoding: str = "utf-8"
     removed_lines: int = Field(0, description="Lines dropped by cleaning (page furniture, repeats).")
+    published: str | None = Field(None, description="Publication date, ISO 8601 (YYYY-MM-DD, or with a time).")
+    author: str | None = None
+    site: str | None = Field(None, description="Site or source name (web page, feed, export record).")
+    url: str | None = Field(None, description="Canonical URL of a web page or feed item.")
+    link: str | None = Field(None, description="The link a feed gave for it, when other than the canonical URL.")
+    pages: list[int] = Field(
+        default_factory=list, description="PDF: start offset in ``text`` of each page (page n starts at pages[n-1])."
+    )
+
+    def page_of(self, offset: int) -> int | None:
+        """The PDF page (1-based) holding ``text[offset]``; None for other articles."""
+        if not self.pages:
+            return None
+        from bisect import bisect_right
+
+        return max(1, bisect_right(self.pages, offset))
 
 
 class Chunk(BaseModel):
@@ -44,6 +60,7 @@ class Source(BaseModel):
     title: str
     start: int
     end: int
+    chunk_id: str | None = None
 
 
 class Hit(BaseModel):
@@ -57,6 +74,7 @@ class Hit(BaseModel):
     duplicates: list[Source] = Field(
         default_factory=list, description="Near-duplicate passages folded into this one."
     )
+    published: str | None = Field(None, description="The article's publication date (ISO 8601), if known.")
 
 
 class Citation(BaseModel):
@@ -70,6 +88,8 @@ class Citation(BaseModel):
     sentence_end: int
     sentence: str = Field(description="The sentence around the quote.")
     passage_rank: int | None = Field(None, description="Rank of the retrieved passage it came from (1-based).")
+    published: str | None = Field(None, description="The article's publication date (ISO 8601), if known.")
+    page: int | None = Field(None, description="PDF page of the quote (1-based).")
 
 
 class SourceCount(BaseModel):
@@ -77,6 +97,16 @@ class SourceCount(BaseModel):
     article_id: str
     title: str
     passages: int
+    published: str | None = None
+
+
+class Version(BaseModel):
+    """One of several different answers that articles give to the same question."""
+
+    answer: str
+    confidence: float = Field(ge=0.0, le=1.0, description="What the reader's confidence would be for this answer alone.")
+    published: str | None = Field(None, description="Newest publication date among its articles.")
+    citations: list[Citation] = Field(default_factory=list, description="One per article that states it.")
 
 
 class Answer(BaseModel):
@@ -93,6 +123,12 @@ class Answer(BaseModel):
     passages: list[Hit] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="Things the user should know (e.g. question cut).")
     features: dict[str, float] = Field(default_factory=dict, description="The reader's scores behind the confidence (margin, span and no-answer scores, retrieval).")
+    disagreement: bool = Field(False, description="Articles give different answers: see ``versions``.")
+    versions: list[Version] = Field(
+        default_factory=list, description="When articles disagree: each answer with its articles, newest first."
+    )
+    since: str | None = Field(None, description="Only articles published on or after this date were searched.")
+    until: str | None = Field(None, description="Only articles published on or before this date were searched.")
     index_version: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
@@ -131,3 +167,6 @@ class IndexInfo(BaseModel):
     built_at: str
     faiss_type: str
     chunking: dict
+    n_dated: int = Field(0, description="Articles with a publication date.")
+    published_from: str | None = Field(None, description="Oldest publication date.")
+    published_to: str | None = Field(None, description="Newest publication date.")

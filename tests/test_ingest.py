@@ -80,6 +80,7 @@ def test_bad_files_are_reported_and_good_ones_kept(tmp_path):
     (folder / "big.txt").write_text("Big\n" + "word " * 5000)
     (folder / "zcopy.txt").write_text("Good article\nThe minister resigned on Tuesday after the vote.\n")
     (folder / "notes.pdf").write_bytes(b"%PDF-1.4 fake")
+    (folder / "notes.docx").write_bytes(b"PK\x03\x04 fake")
     result = load_folder(folder, max_bytes=10_000)
     kept = {a.file for a in result.articles}
     assert kept == {"good.txt", "latin1.txt"}
@@ -89,7 +90,8 @@ def test_bad_files_are_reported_and_good_ones_kept(tmp_path):
     assert reasons["binary.txt"].startswith("binary")
     assert reasons["big.txt"].startswith("too large") and "max_file_bytes" in reasons["big.txt"]
     assert reasons["zcopy.txt"].startswith("exact duplicate of good.txt")
-    assert reasons["notes.pdf"].startswith("unsupported file type")
+    assert reasons["notes.pdf"].startswith("not a readable PDF")
+    assert reasons["notes.docx"].startswith("unsupported file type")
     latin = next(a for a in result.articles if a.file == "latin1.txt")
     assert "Zürich" in latin.text and latin.encoding != "utf-8"
     assert any("latin1.txt: not UTF-8" in w for w in result.warnings)

@@ -31,7 +31,8 @@ MODE_HELP = {
 }
 USER_AVATAR = ":material/person:"
 BOT_AVATAR = ":material/newspaper:"
-STAGES = {"read": "Reading articles", "embed": "Embedding passages", "write": "Writing the index"}
+STAGES = {"read": "Reading articles", "embed": "Embedding passages", "write": "Writing the index",
+          "fetch": "Fetching feed items"}
 
 st.set_page_config(page_title="News Q&A", page_icon="📰", layout="centered")
 st.html(R.APP_CSS)
@@ -74,7 +75,7 @@ def progress_callback(bar):
         lo, hi = weights.get(stage, (0.0, 1.0))
         frac = lo + (hi - lo) * (done / total if total else 1.0)
         label = STAGES.get(stage, stage)
-        count = f" {done:,}/{total:,}" if stage == "embed" else ""
+        count = f" {done:,}/{total:,}" if stage in ("embed", "fetch") else ""
         bar.progress(min(1.0, max(0.0, frac)), text=f"{label}{count}")
 
     return update
@@ -137,7 +138,9 @@ def show_article(article_id: str, file: str, marks: list[tuple[int, int]], conte
             f"{R.md_escape(file)} is no longer in the index (it was removed or changed since this answer)."
         )
         return
-    st.markdown(R.article_header_html(article.title, article.file, len(article.text)), unsafe_allow_html=True)
+    byline = " · ".join(x for x in (article.author, article.site) if x) or None
+    st.markdown(R.article_header_html(article.title, article.file, len(article.text), article.published, byline,
+                                      article.url), unsafe_allow_html=True)
     doc = R.article_document(article.text, marks, context=context, theme=theme_type())
     st.iframe(doc, height=480, alt=f"Full text of {article.file}")
 
@@ -164,7 +167,7 @@ def render_answer(turn: dict) -> None:
         articles = {}
 
     if not answer.abstained:
-        for i, c in enumerate(answer.citations, 1):
+        for i, c in enumerate(R.shown_citations(answer), 1):
             art = articles.get(c.article_id)
             with st.container(border=True, key=f"cite-{tid}-{i}", gap="small"):
                 st.markdown(R.citation_html(i, c, art.text if art else None), unsafe_allow_html=True)
@@ -262,6 +265,11 @@ with st.sidebar:
                           "articles don't answer the question.")
     mode = st.selectbox("Retrieval", MODES, index=MODES.index(settings.retrieval_mode), key="mode",
                         format_func=MODE_HELP.get)
+    st.caption("Published between (both empty: every article, dated or not; a date set leaves undated articles out)")
+    since = st.date_input("From", value=None, key="since", format="YYYY-MM-DD",
+                          help="Search only articles published on or after this day.")
+    until = st.date_input("Until", value=None, key="until", format="YYYY-MM-DD",
+                          help="Search only articles published on or before this day.")
 
     st.subheader("Index")
     try:
@@ -278,7 +286,8 @@ with st.sidebar:
         accept_multiple_files=True,
         key=f"uploader-{state.uploader_key}",
         max_upload_size=max(1, -(-settings.max_file_bytes // (1024 * 1024))),
-        help=f"Text, Markdown or HTML news articles; up to {settings.max_upload_files} files of at most "
+        help=f"News articles as text, Markdown, saved web pages or PDFs, or bulk exports (.jsonl/.csv, one article "
+        f"per record: text, title, date, url, source); up to {settings.max_upload_files} files of at most "
         f"{settings.max_file_bytes / 1e6:.0f} MB each. They are copied into {settings.articles_dir}/.",
     )
     if st.button("Add to index", icon=":material/upload_file:", disabled=not uploads, width="stretch"):
@@ -308,6 +317,25 @@ with st.sidebar:
             st.error(f"Could not use {R.md_escape(p.file)}: {R.md_escape(p.reason)}")
         for w in result.warnings:
             st.warning(R.md_escape(w))
+
+    st.subheader("Add a feed")
+    feed_url = st.text_input("Feed", key="feed_url", label_visibility="collapsed",
+                             placeholder="https://example.com/news/rss.xml",
+                             help="An RSS or Atom feed: each new item's page is fetched now (only when you press "
+                             "the button), its article extracted and indexed. Items already indexed are not fetched again.")
+    if st.button("Fetch feed", icon=":material/rss_feed:", disabled=not feed_url.strip(), width="stretch"):
+        bar = st.progress(0.0, text="Fetching the feed…")
+        try:
+            state.feed_result = pipe.add_feed(feed_url.strip(), progress=progress_callback(bar), wait=30)
+        except RagError as exc:
+            state.feed_result = str(exc)
+        bar.empty()
+        st.rerun()
+    feed_result = state.pop("feed_result", None)
+    if isinstance(feed_result, str):
+        st.error(R.md_escape(feed_result))
+    elif feed_result is not None:
+        st.markdown(R.feed_report_html(feed_result), unsafe_allow_html=True)
 
     with st.expander("Maintenance"):
         st.caption(f"Articles folder: {R.md_escape(settings.articles_dir)} · index: {R.md_escape(settings.index_dir)}")
@@ -345,7 +373,8 @@ if prompt:
     with st.chat_message("assistant", avatar=BOT_AVATAR):
         try:
             with st.spinner("Searching the articles…"):
-                turn["answer"] = pipe.ask(prompt, history(), top_k=top_k, mode=mode, threshold=threshold)
+                turn["answer"] = pipe.ask(prompt, history(), top_k=top_k, mode=mode, threshold=threshold,
+                                          since=since, until=until)
         except RagError as exc:
             turn["error"] = str(exc)
         state.turns.append(turn)

@@ -156,6 +156,56 @@ def _refs(n: int) -> str:
     return "".join(f'<span class="rag-ref">[{i}]</span>' for i in range(1, n + 1))
 
 
+def date_label(published: str | None) -> str:
+    """'14 Mar 2024' from an ISO date (the input back when it cannot be read); 'undated' for None."""
+    if not published:
+        return "undated"
+    try:
+        dt = datetime.fromisoformat(published[:10])
+        return f"{dt.day} {dt:%b %Y}"
+    except ValueError:
+        return published
+
+
+def _date_html(published: str | None) -> str:
+    if not published:
+        return '<span class="rag-date rag-undated">undated</span>'
+    return f'<time class="rag-date" datetime="{esc_attr(published)}">{esc(date_label(published))}</time>'
+
+
+def disagreement_card_html(answer) -> str:
+    """The card of an answer whose articles disagree: every version with its articles and dates,
+    newest first, numbered like the citations listed under it."""
+    items, n = [], 0
+    for v in answer.versions:
+        refs = "".join(f'<span class="rag-ref">[{n + i}]</span>' for i in range(1, len(v.citations) + 1))
+        n += len(v.citations)
+        where = "".join(
+            f'<span class="rag-version-src">{esc(c.title)}<span class="rag-dot">·</span>'
+            f'<span class="rag-file">{esc(c.article)}</span><span class="rag-dot">·</span>{_date_html(c.published)}</span>'
+            for c in v.citations
+        )
+        items.append(
+            f'<li class="rag-version" data-testid="rag-version" data-published="{esc_attr(v.published or "")}">'
+            f'<div class="rag-version-answer">{esc(v.answer)}{refs}</div>'
+            f'<div class="rag-meta">{where}</div></li>'
+        )
+    return (
+        '<div class="rag-card rag-answer rag-disagree" data-testid="rag-disagreement">'
+        '<div class="rag-card-label">The articles disagree</div>'
+        f'<div class="rag-disagree-text">{len(answer.versions)} different answers, newest first:</div>'
+        f'<ol class="rag-versions">{"".join(items)}</ol>'
+        f'<div class="rag-meta">{confidence_html(answer.confidence)}</div></div>'
+    )
+
+
+def shown_citations(answer) -> list:
+    """The citations listed under an answer: its own, or every version's when articles disagree."""
+    if getattr(answer, "disagreement", False) and getattr(answer, "versions", None):
+        return [c for v in answer.versions for c in v.citations]
+    return list(answer.citations)
+
+
 def answer_card_html(answer) -> str:
     """The card at the top of an answer (or of an abstention)."""
     if answer.abstained or answer.answer is None:
@@ -169,6 +219,8 @@ def answer_card_html(answer) -> str:
             f'<div class="rag-meta">{confidence_html(answer.confidence)}</div>'
             "</div>"
         )
+    if getattr(answer, "disagreement", False) and getattr(answer, "versions", None):
+        return disagreement_card_html(answer)
     n_src = answer.n_sources or len({c.article_id for c in answer.citations})
     src = f"{n_src} article{'s' if n_src != 1 else ''}" if n_src else ""
     long = " rag-answer-long" if len(answer.answer) > 60 else ""  # a long span wraps as text, not as a headline
@@ -204,12 +256,16 @@ def citation_html(number: int, citation, article_text: str | None = None) -> str
         if citation.passage_rank
         else ""
     )
+    page = getattr(citation, "page", None)
+    rank = (f'<span class="rag-dot">·</span><span>page {page}</span>' if page else "") + rank
+    dated = f'<span class="rag-dot">·</span>{_date_html(getattr(citation, "published", None))}'
+
     return (
         f'<div class="rag-cite" data-testid="rag-cite" data-file="{esc_attr(citation.article)}">'
         f'<div class="rag-cite-head"><span class="rag-num">[{number}]</span>'
         f'<span class="rag-title" title="{esc_attr(citation.title)}">{esc(citation.title)}</span></div>'
         f'<div class="rag-quote">{lead}{body}{tail}</div>'
-        f'<div class="rag-meta"><span class="rag-file">{esc(citation.article)}</span>{rank}</div>'
+        f'<div class="rag-meta"><span class="rag-file">{esc(citation.article)}</span>{dated}{rank}</div>'
         "</div>"
     )
 
@@ -225,6 +281,7 @@ def sources_html(answer) -> str:
             '<li class="rag-source">'
             f'<span class="rag-title" title="{esc_attr(s.title)}">{esc(s.title)}</span>'
             f'<span class="rag-meta"><span class="rag-file">{esc(s.article)}</span>'
+            f'<span class="rag-dot">·</span>{_date_html(getattr(s, "published", None))}'
             f'<span class="rag-dot">·</span>{n} passage{"s" if n != 1 else ""}</span></li>'
         )
     n = len(answer.sources)
@@ -243,6 +300,7 @@ def related_html(number: int, hit) -> str:
         f'<span class="rag-title" title="{esc_attr(hit.title)}">{esc(hit.title)}</span></div>'
         f'<div class="rag-related-text">{esc(hit.chunk.text)}</div>'
         f'<div class="rag-meta"><span class="rag-file">{esc(hit.file)}</span>'
+        f'<span class="rag-dot">·</span>{_date_html(getattr(hit, "published", None))}'
         f'<span class="rag-dot">·</span><span>characters {hit.chunk.start:,}–{hit.chunk.end:,}</span></div>'
         "</div>"
     )
@@ -301,10 +359,16 @@ def brand_html() -> str:
     )
 
 
-def article_header_html(title: str, file: str, n_chars: int) -> str:
+def article_header_html(title: str, file: str, n_chars: int, published: str | None = None,
+                        byline: str | None = None, url: str | None = None) -> str:
+    extra = f'<span class="rag-dot">·</span>{_date_html(published)}'
+    if byline:
+        extra += f'<span class="rag-dot">·</span><span>{esc(byline)}</span>'
+    if url:
+        extra += f'<span class="rag-dot">·</span><span class="rag-file">{esc(url)}</span>'
     return (
-        f'<div class="rag-art-head"><div class="rag-title-full">{esc(title)}</div>'
-        f'<div class="rag-meta"><span class="rag-file">{esc(file)}</span><span class="rag-dot">·</span>'
+        f'<div class="rag-art-head" data-testid="rag-art-head"><div class="rag-title-full">{esc(title)}</div>'
+        f'<div class="rag-meta"><span class="rag-file">{esc(file)}</span>{extra}<span class="rag-dot">·</span>'
         f"<span>{n_chars:,} characters</span></div></div>"
     )
 
@@ -316,8 +380,29 @@ def index_info_html(info) -> str:
         ("Model", info.model_name),
         ("Built", built_when(info.built_at)),
     ]
+    if getattr(info, "n_dated", 0):
+        rows.insert(2, ("Published", f"{date_label(info.published_from)} – {date_label(info.published_to)} "
+                                     f"({info.n_dated:,} dated)"))
     cells = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows)
     return f'<div class="rag-index" data-testid="rag-index"><dl>{cells}</dl></div>'
+
+
+def feed_report_html(report) -> str:
+    """A feed poll: counts, then every item added, skipped (with the reason) or unchanged."""
+    def row(cls: str, label: str, e) -> str:
+        what = esc(e.title or e.url or "(no title)")
+        detail = e.file if cls == "added" else e.reason
+        return (f'<li class="rag-feed-{cls}" data-testid="rag-feed-{cls}"><b>{label}</b> {what}'
+                f'<div class="rag-meta">{esc(detail or "")}</div></li>')
+
+    rows = ([row("added", "Added", e) for e in report.added] + [row("skipped", "Skipped", e) for e in report.skipped]
+            + [row("unchanged", "Unchanged", e) for e in report.unchanged])
+    return (
+        '<div class="rag-feed" data-testid="rag-feed">'
+        f'<div class="rag-section">{esc(report.title or report.feed)}</div>'
+        f'<div>{len(report.added)} added · {len(report.skipped)} skipped · {len(report.unchanged)} unchanged</div>'
+        f'<ul>{"".join(rows)}</ul></div>'
+    )
 
 
 # -- the whole article ------------------------------------------------------------------
@@ -444,5 +529,16 @@ mark.rag-hl{background:var(--rag-hl);color:#1a1a1a;padding:1px 3px;border-radius
 .rag-empty-title{font-size:1.25rem;font-weight:650;margin-bottom:4px}
 .rag-empty-text{font-size:.92rem;opacity:.8}
 .rag-index dd{margin:0;font-weight:600;overflow-wrap:anywhere}
+.rag-date{font-variant-numeric:tabular-nums}
+.rag-feed ul{list-style:none;padding:0;margin:6px 0 0;font-size:.85rem}
+.rag-feed li{padding:4px 0;border-top:1px solid var(--rag-line)}
+.rag-feed-added b{color:#15803d}.rag-feed-skipped b{color:#b91c1c}
+.rag-undated{font-style:italic;opacity:.8}
+.rag-disagree{border-left-color:#9333ea;background:rgba(147,51,234,.06)}
+.rag-disagree-text{font-size:.9rem;opacity:.85;margin:2px 0 6px}
+.rag-versions{margin:0 0 8px;padding-left:22px}
+.rag-version{margin:4px 0 8px}
+.rag-version-answer{font-size:1.25rem;font-weight:650;line-height:1.3}
+.rag-version-src{display:inline-flex;flex-wrap:wrap;align-items:center;margin-right:10px}
 </style>
 """

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from rag.ingest import safe_name
+from rag.ingest import record_file, safe_name
 
 
 class Upload(Protocol):
@@ -126,14 +126,19 @@ def add_uploads(pipeline, uploads: Sequence[Upload], *, progress: Progress | Non
             result.error = str(exc)
             return result
     names = {p.name for p in paths}
-    result.added = [f for f in report.added if f in names]
-    result.updated = [f for f in report.updated if f in names]
-    result.unchanged = [f for f in report.reused if f in names]
+    # A bulk export's articles are named "<file>#<record>"; its bad records "<file>:<line>".
+    result.added = [f for f in report.added if record_file(f) in names]
+    result.updated = [f for f in report.updated if record_file(f) in names]
+    result.unchanged = [f for f in report.reused if record_file(f) in names]
     for sk in report.skipped:
-        if Path(sk.file).name in names:
+        base = record_file(Path(sk.file).name)
+        if base not in names and ":" in base:  # a bad record: "<file>:<line>"
+            base = base.rsplit(":", 1)[0]
+        if base in names:
             result.problems.append(FileProblem(Path(sk.file).name, sk.reason))
     # A file the library neither indexed nor skipped (should not happen): say so.
-    accounted = set(result.added) | set(result.updated) | set(result.unchanged) | {p.file for p in result.problems}
+    accounted = ({record_file(f) for f in result.added + result.updated + result.unchanged}
+                 | {p.file for p in result.problems} | {p.file.rsplit(":", 1)[0] for p in result.problems})
     for n in sorted(names - accounted):
         result.problems.append(FileProblem(n, "not indexed (no reason given by the build)"))
     result.warnings = [w for w in report.warnings if any(n in w for n in names)]
