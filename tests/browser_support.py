@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -24,6 +25,20 @@ CHAT = '[data-testid="stChatInput"] textarea'
 MSG = '[data-testid="stChatMessage"]'
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 MISSING_CHROMIUM = f"{CHROMIUM} is missing: install Debian's Chromium (`make chromium`, or apt-get install -y chromium)"
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's Chromium through Playwright (``playwright install`` cannot download here)."""
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from .browser_support import (
-    CHAT, CHROMIUM, CHROMIUM_ARGS, MISSING_CHROMIUM, MSG, SHOTS, ask, start_streamlit, stop_streamlit,
+    CHAT, CHROMIUM, MISSING_CHROMIUM, MSG, SHOTS, ask, chromium, start_streamlit, stop_streamlit,
 )
 from .conftest import ROOT
 
@@ -53,13 +53,8 @@ def server(tmp_path_factory, request):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

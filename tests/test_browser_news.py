@@ -1,23 +1,19 @@
 """Disagreement and the date range in a real Chromium against a real `streamlit run` server.
 
 Needs Debian's Chromium at /usr/bin/chromium (`make chromium`); without it these tests FAIL.
-The screenshot of the disagreement goes to test-output/browser/ and /work/shots/ when that
-folder can be written.
+The screenshot of the disagreement goes to test-output/browser/disagreement.png.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 
 import pytest
 
-from .browser_support import CHAT, CHROMIUM, CHROMIUM_ARGS, MISSING_CHROMIUM, MSG, SHOTS, ask, start_streamlit, stop_streamlit
+from .browser_support import CHAT, CHROMIUM, MISSING_CHROMIUM, MSG, SHOTS, ask, chromium, start_streamlit, stop_streamlit
 from .news_fixtures import MINING_QUESTION
 from .test_dates import write_news_folder
 
 pytestmark = pytest.mark.browser
-SHOTS_DIR = Path("/work/shots")
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +38,8 @@ def server(tmp_path_factory, request, seeds_pipeline):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -81,11 +72,6 @@ def test_disagreement_in_the_browser(page):
     shot = SHOTS / "disagreement.png"
     msg.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
-    try:
-        SHOTS_DIR.mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, SHOTS_DIR / "disagreement.png")
-    except OSError:
-        pass
 
 
 def test_date_range_in_the_browser(page):
