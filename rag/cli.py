@@ -224,6 +224,27 @@ def status(index: Optional[Path] = typer.Option(None, "--index"), as_json: bool 
         out.print(table)
 
 
+@app.command()
+def verify(index: Optional[Path] = typer.Option(None, "--index"), as_json: bool = typer.Option(False, "--json")):
+    """Check every file of the live index version against the size and SHA-256 recorded when it was built."""
+    from .index import IndexStore
+
+    with _friendly_errors():
+        store = IndexStore(_settings(None, index).index_dir)
+        with Progress(TextColumn("[bold]verifying"), BarColumn(), TimeElapsedColumn(), console=err, transient=True,
+                      disable=as_json) as bar:
+            task = bar.add_task("verify", total=None)
+            result = store.verify(lambda done, total: bar.update(task, completed=done, total=total))
+        if not result["checksums"]:
+            raise RagError(f"Index version {result['version']} was built before rag recorded checksums: nothing to verify "
+                           "it against. Rebuild it with: rag build --full")
+        if as_json:
+            print(json.dumps(result))
+            return
+        out.print(f"Index version {result['version']}: all {result['files']} files match their checksums "
+                  f"({result['hashed_bytes'] / 1e6:,.1f} MB hashed in {result['seconds']:.2f} s).", highlight=False)
+
+
 @app.command("eval")
 def eval_cmd(
     qa: list[Path] = typer.Option(
