@@ -82,6 +82,13 @@ def print_build_report(report, as_json: bool) -> None:
             f"Built index version {report.version}: {report.n_articles} articles, {report.n_chunks} chunks, "
             f"{report.embedded_chunks} chunks embedded in {t:.1f} s."
         )
+        e = report.embedding
+        if e and report.embedded_chunks:
+            embed_s = report.seconds.get("embed") or 0.0
+            rate = f"{report.embedded_chunks / embed_s:,.0f} chunks/s, " if embed_s > 0 else ""
+            out.print(f"  embedded by {e.get('backend')} {e.get('precision')} on {e.get('threads')} threads "
+                      f"({rate}{e.get('cpus')} CPUs, bfloat16 {'yes' if e.get('cpu_bf16') else 'no'}, "
+                      f"load average {e.get('load_average')} at start)", highlight=False)
     for label, items in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
         if items:
             out.print(f"  {label} ({len(items)}): {', '.join(items)}")

@@ -19,7 +19,7 @@ from . import __version__, integrity
 from .answer import Reader, source_counts
 from .chunk import chunk_articles
 from .config import Settings
-from .embed import Embedder, load_embedder
+from .embed import Embedder, embedder_info, load_embedder
 from .errors import IndexCorruptError, IndexIncompatibleError, IngestError
 from .index import FORMAT_VERSION, IndexData, IndexStore, bm25_tokenize, now_iso, read_bm25_tokens
 from .ingest import load_folder
@@ -267,6 +267,7 @@ class Pipeline:
             tm = time.perf_counter()
             embedder = self._embedder_for(new_articles) if new_articles else None
             report.seconds["model"] = time.perf_counter() - tm  # 0 when already loaded (the app, the eval)
+            report.embedding = embedder_info(embedder) if embedder is not None else {}
             t1 = time.perf_counter()
             new_chunks: dict[str, list[Chunk]] = {}
             if new_articles:
