@@ -132,6 +132,48 @@ def build_faiss(vectors: np.ndarray, dim: int, exact_max: int, hnsw_max: int | N
     return index, kind
 
 
+def stored_vectors(index, dim: int):
+    """The vectors a FAISS index holds, by row, without a second copy in memory.
+
+    Flat and HNSW keep them as one float32 array: a read-only view of it (a copy was 1.5 KB a
+    passage). IVF keeps them per list: rows are read back on demand (``IVFRows``).
+    """
+    import faiss
+
+    if index.ntotal == 0:
+        return np.zeros((0, dim), np.float32)
+    if isinstance(index, faiss.IndexIVF):
+        return IVFRows(index, dim)
+    flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+    view = faiss.rev_swig_ptr(flat.get_xb(), index.ntotal * dim).reshape(index.ntotal, dim)
+    view.flags.writeable = False
+    return view
+
+
+class IVFRows:
+    """Row access to the vectors of an IVF index (what retrieval and incremental builds read)."""
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, index, dim: int):
+        index.make_direct_map()
+        self.index = index
+        self.shape = (int(index.ntotal), dim)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        if isinstance(rows, (int, np.integer)):
+            return self.index.reconstruct(int(rows))
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        return self.index.reconstruct_batch(rows) if len(rows) else np.zeros((0, self.shape[1]), np.float32)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.index.reconstruct_n(0, self.shape[0])
+        return out if dtype is None else out.astype(dtype)
+
+
 @dataclass
 class IndexData:
     """A loaded, read-only index version."""
@@ -141,7 +183,7 @@ class IndexData:
     manifest: dict
     articles: dict[str, Article]
     chunks: list[Chunk]
-    vectors: np.ndarray
+    vectors: np.ndarray | IVFRows  # read-only view of the FAISS storage, or rows read back from IVF
     sent_vectors: np.ndarray
     sent_offsets: np.ndarray
     faiss: object
@@ -248,9 +290,7 @@ class IndexStore:
             with open(vdir / "chunks.jsonl", encoding="utf-8") as f:
                 chunks = [Chunk.model_validate_json(line) for line in f]
             index = faiss.read_index(str(vdir / "faiss.index"))
-            if isinstance(index, faiss.IndexIVF):
-                index.make_direct_map()  # so that stored vectors can be read back by row
-            vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, manifest["dimension"]), np.float32)
+            vectors = stored_vectors(index, manifest["dimension"])
             # Memory-mapped: the reader touches only the sentences of the passages it reads
             # (about 10 KB a passage: 10 GB at a million passages).
             sent_vectors = np.load(vdir / "sentences.npy", mmap_mode="r")
@@ -273,7 +313,7 @@ class IndexStore:
             manifest=manifest,
             articles=articles,
             chunks=chunks,
-            vectors=np.ascontiguousarray(vectors, dtype=np.float32),
+            vectors=vectors,
             sent_vectors=sent_vectors,
             sent_offsets=offsets,
             faiss=index,
