@@ -399,7 +399,7 @@ class IndexStore:
             for c in chunks:
                 f.write(c.model_dump_json() + "\n")
         manifest = {**manifest, "faiss_type": kind, "version": version, "checksums": integrity.record(tmp)}
-        (tmp / "manifest.json").write_text(json.dumps(integrity.seal(manifest), indent=1))
+        (tmp / "manifest.json").write_bytes(integrity.seal(manifest))
         _fsync_tree(tmp)
         versions = self.root / "versions"
         versions.mkdir(exist_ok=True)
