@@ -160,6 +160,10 @@ def worker_scale_build(p: dict) -> dict:
     from rag.index import FORMAT_VERSION, IndexStore, now_iso
 
     _quiet()
+    try:  # on a shared machine, if memory runs out the kernel stops this process first
+        Path("/proc/self/oom_score_adj").write_text("1000")
+    except OSError:
+        pass
     n = p["n"]
     t0 = time.perf_counter()
     articles, chunks = synthetic(n)
