@@ -86,19 +86,23 @@ def test_build_report_names_the_embedder(articles_copy, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["onnx-fp32", "torch-bf16"])
-def test_bench_sections_run_with_one_variant(tmp_path, variant):
-    """Every section but the 1M-vector FAISS one (its own, variant-free) with a single --variants."""
+@pytest.mark.parametrize("variant, skip", [("onnx-fp32", "faiss"), ("torch-bf16", "faiss,onnx")])
+def test_bench_sections_run_with_one_variant(tmp_path, variant, skip):
+    """Every section but the 1M-vector FAISS one (its own, variant-free) with a single --variants
+    (which used to crash the cold-start section); the vector check once (it builds its own index
+    when no torch-fp32 one was built)."""
     out = tmp_path / "bench.json"
-    r = run("-m", "eval.bench", "--corpus", "seeds", "--quick", "--skip", "faiss", "--variants", variant,
+    r = run("-m", "eval.bench", "--corpus", "seeds", "--quick", "--skip", skip, "--variants", variant,
             "--out", str(out), timeout=1800)
     text = r.stdout + r.stderr
     assert r.returncode == 0 and "Traceback" not in text and "failed" not in text, text[-3000:]
     rep = json.loads(out.read_text())
     seeds = rep["corpora"]["seeds"]
     assert seeds["builds"][variant] and seeds["serve"]["onnx-fp32"]
-    assert rep["onnx"]["variants"]["onnx fp32"]["cos_min"] > 0.9999
+    if "onnx" not in skip:
+        assert rep["onnx"]["variants"]["onnx fp32"]["cos_min"] > 0.9999
+        assert "2. Vectors vs" in text
     assert rep["cold"]["runs"]["onnx-fp32"] and not any(x["torch_imported"] for x in rep["cold"]["runs"]["onnx-fp32"])
     assert rep["integrity"]["verify_bytes"] > 0
-    for title in ("1. Build throughput", "2. Vectors vs", "3. Answer latency", "5. Memory", "6. Cold start", "8. Checksums"):
+    for title in ("1. Build throughput", "3. Answer latency", "5. Memory", "6. Cold start", "8. Checksums"):
         assert title in text
