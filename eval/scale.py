@@ -384,7 +384,7 @@ def _table(console, rows: dict) -> None:
     console.print(t)
 
 
-def run_integrity(runner, report: dict, index_dir: Path, runs: int = 5) -> dict | None:
+def run_integrity(runner, report: dict, index_dir: Path, runs: int = 9) -> dict | None:
     r = runner.run("integrity", {"index_dir": str(index_dir), "runs": runs}, f"checksums: load and verify of {index_dir}")
     report["integrity"] = r
     if r:
