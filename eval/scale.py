@@ -414,7 +414,7 @@ def main(argv=None) -> int:
     if a.worker:
         _emit(WORKERS[a.worker](json.loads(a.params or "{}")))
         return 0
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=260)
     runner = Runner(console, module="eval.scale")
     report = {"date": datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
               "loadavg_start": os.getloadavg()}
