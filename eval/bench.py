@@ -23,6 +23,14 @@ Sections (see the README of the issue this answers):
 5. **memory**: peak RSS (VmHWM) of a build process and of a serving process (load + 50 asks).
 6. **cold**: process start -> first answer on the seeds per backend, and ``import torch`` alone;
    whether torch was imported by the onnx serving path.
+7. **scale** (only with ``--scale SIZES``): the whole serving path over synthetic indexes of
+   those many passages (``eval/scale.py``: load time, memory and disk per passage, BM25 / dense /
+   fused retrieval and ``ask()`` p50/p95).
+8. **integrity**: the cost of the load-time checksum checks and of ``rag verify`` on the largest
+   index built here (``eval/scale.py``, ``worker_integrity``).
+
+Every section runs with any ``--variants`` list: serving and cold start use ONNX questions over
+whichever index was built.
 
 The machine is shared: every timing also records the CPU the rest of the machine used meanwhile
 ("other load", in cores). Timings taken while other load was high are inflated; CPU seconds of
@@ -478,15 +486,16 @@ WORKERS = {
 
 
 class Runner:
-    def __init__(self, console):
+    def __init__(self, console, module: str = "eval.bench"):
         self.console = console
+        self.module = module  # whose --worker runs (eval.scale has its own)
         self.started = time.perf_counter()
 
     def run(self, name: str, params: dict, label: str, timeout: float = 3600) -> dict | None:
         params = {**params}
         if name in ("cold", "import_torch"):
             params["spawned"] = time.time()
-        cmd = [sys.executable, "-m", "eval.bench", "--worker", name, "--params", json.dumps(params)]
+        cmd = [sys.executable, "-m", self.module, "--worker", name, "--params", json.dumps(params)]
         self.console.print(f"[dim]{self.elapsed()}[/dim] {label} ...")
         t = time.perf_counter()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -698,11 +707,17 @@ def bench_cold(runner: Runner, seeds_index: dict, report: dict, runs: int):
     from rich.table import Table
 
     rows = {}
-    for key in [k for k in ("torch-fp32", "onnx-fp32") if k in seeds_index]:
+    # Serving embeds questions with ONNX over an index built by any variant, so the ONNX cold start
+    # runs whatever --variants built; torch's only when a torch-fp32 index was built.
+    any_index = next(iter(seeds_index.values()), None)
+    plan = {"onnx-fp32": seeds_index.get("onnx-fp32", any_index), "torch-fp32": seeds_index.get("torch-fp32")}
+    for key, index_dir in plan.items():
+        if index_dir is None:
+            continue
         backend = key.split("-")[0]
         out = []
         for i in range(runs):
-            r = runner.run("cold", {"index_dir": str(seeds_index[key]), "backend": backend,
+            r = runner.run("cold", {"index_dir": str(index_dir), "backend": backend,
                                     "question": "What share of OpenAI does Microsoft hold?"},
                            f"cold start {i + 1}/{runs}: {backend}")
             if r:
@@ -762,12 +777,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", choices=["seeds", "bbc", "both"], default="both")
     ap.add_argument("--quick", action="store_true", help="100k vectors for the FAISS section, fewer speed runs")
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: build,onnx,ask,faiss,memory,cold")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: build,onnx,ask,faiss,memory,cold,integrity,scale")
     ap.add_argument("--out", type=Path, default=None, help="JSON report path")
     ap.add_argument("--variants", default="torch-fp32,onnx-fp32,torch-bf16",
                     help="embedder variants built per corpus (torch-fp32, onnx-fp32, torch-bf16, onnx-int8)")
     ap.add_argument("--bbc-variants", default=None, help="variants for BBC only (default: --variants)")
     ap.add_argument("--faiss-n", type=int, default=None, help="vectors for the FAISS section (default 1M; 100k with --quick)")
+    ap.add_argument("--scale", default=None, help="comma list of passage counts for the scale section, e.g. 10000,100000,1000000")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--params", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -821,8 +837,20 @@ def main(argv=None) -> int:
             _safe(console, lambda: bench_cold(runner, dirs["seeds"], report, 3))
             out.write_text(json.dumps(report, indent=1, default=str))
             out.with_suffix(".txt").write_text(console.export_text(clear=False))
+        if "integrity" not in skip:
+            built = [d for c in ("bbc", "seeds") for d in dirs.get(c, {}).values() if (d / "CURRENT").exists()]
+            if built:
+                from eval.scale import run_integrity
+
+                _safe(console, lambda: run_integrity(Runner(console, module="eval.scale"), report, built[0]))
+                out.write_text(json.dumps(report, indent=1, default=str))
         if "faiss" not in skip:
             _safe(console, lambda: bench_faiss(runner, report, a.quick, a.faiss_n))
+        if a.scale and "scale" not in skip:
+            from eval.scale import run_scale
+
+            sizes = [int(x) for x in a.scale.split(",") if x.strip()]
+            _safe(console, lambda: run_scale(Runner(console, module="eval.scale"), report, sizes))
     report["machine"]["loadavg_end"] = os.getloadavg()
     report["total_seconds"] = time.perf_counter() - runner.started
     out.write_text(json.dumps(report, indent=1, default=str))

@@ -83,6 +83,13 @@ def print_build_report(report, as_json: bool) -> None:
             f"Built index version {report.version}: {report.n_articles} articles, {report.n_chunks} chunks, "
             f"{report.embedded_chunks} chunks embedded in {t:.1f} s."
         )
+        e = report.embedding
+        if e and report.embedded_chunks:
+            embed_s = report.seconds.get("embed") or 0.0
+            rate = f"{report.embedded_chunks / embed_s:,.0f} chunks/s, " if embed_s > 0 else ""
+            out.print(f"  embedded by {e.get('backend')} {e.get('precision')} on {e.get('threads')} threads "
+                      f"({rate}{e.get('cpus')} CPUs, bfloat16 {'yes' if e.get('cpu_bf16') else 'no'}, "
+                      f"load average {e.get('load_average')} at start)", highlight=False)
     for label, items in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
         if items:
             more = f", … and {len(items) - 20:,} more" if len(items) > 20 else ""  # a bulk export adds thousands
@@ -293,6 +300,27 @@ def status(
             for a in listed:
                 t.add_row(a.published[:10] if a.published else "undated", a.file, a.title)
             out.print(t)
+
+
+@app.command()
+def verify(index: Optional[Path] = typer.Option(None, "--index"), as_json: bool = typer.Option(False, "--json")):
+    """Check every file of the live index version against the size and SHA-256 recorded when it was built."""
+    from .index import IndexStore
+
+    with _friendly_errors():
+        store = IndexStore(_settings(None, index).index_dir)
+        with Progress(TextColumn("[bold]verifying"), BarColumn(), TimeElapsedColumn(), console=err, transient=True,
+                      disable=as_json) as bar:
+            task = bar.add_task("verify", total=None)
+            result = store.verify(lambda done, total: bar.update(task, completed=done, total=total))
+        if not result["checksums"]:
+            raise RagError(f"Index version {result['version']} was built before rag recorded checksums: nothing to verify "
+                           "it against. Rebuild it with: rag build --full")
+        if as_json:
+            print(json.dumps(result))
+            return
+        out.print(f"Index version {result['version']}: all {result['files']} files match their checksums "
+                  f"({result['hashed_bytes'] / 1e6:,.1f} MB hashed in {result['seconds']:.2f} s).", highlight=False)
 
 
 @app.command("eval")

@@ -582,3 +582,25 @@ def load_embedder(
     from .errors import ConfigError
 
     raise ConfigError(f"Invalid embed_backend '{backend}' (setting embed_backend). Choose from 'torch', 'onnx'.")
+
+
+def embedder_info(emb) -> dict:
+    """What ran a build's embedding: backend, precision, threads (for the build report).
+
+    Builds on machines "of the same kind" differ (other load, a CPU without bfloat16): the
+    report says which backend, precision and thread count ran, and the load average at start.
+    """
+    backend = getattr(emb, "backend", type(emb).__name__)
+    info = {"backend": backend, "model": getattr(emb, "model_name", None), "batch_size": getattr(emb, "batch_size", None)}
+    if backend == "torch":
+        info["precision"] = getattr(emb, "precision", None)
+        info["threads"] = getattr(emb, "workers", None)  # worker threads, one intra-op thread each
+    elif backend == "onnx":
+        info["precision"] = "int8" if str(getattr(emb, "onnx_path", "")).endswith("-int8.onnx") else "fp32"
+        session = getattr(emb, "session", None)
+        n = session.get_session_options().intra_op_num_threads if session is not None else 0
+        info["threads"] = n or len(os.sched_getaffinity(0))  # 0 = onnxruntime's default, one per core
+    info["cpu_bf16"] = cpu_has_bf16()
+    info["cpus"] = len(os.sched_getaffinity(0))
+    info["load_average"] = round(os.getloadavg()[0], 2)
+    return info

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+REBUILD_HINT = "Rebuild it with: rag build --full"
+
 
 class RagError(Exception):
     """Base class: the message is meant for the user, and says what to do."""

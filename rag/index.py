@@ -5,7 +5,8 @@ Layout::
     index/
       CURRENT                 name of the live version (replaced atomically)
       versions/<version>/     one complete index
-        manifest.json         format, model, dimension, chunking, articles (ids, hashes), build time
+        manifest.json         format, model, dimension, chunking, articles (ids, hashes), build time,
+                              size + SHA-256 of every other file (rag/integrity.py)
         articles.jsonl        cleaned article texts (all offsets point into them)
         chunks.jsonl          chunk records with offsets and sentence spans
         faiss.index           chunk vectors (flat, HNSW or IVF by size: build_faiss)
@@ -34,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BuildLockedError, IndexCorruptError, IndexIncompatibleError, IndexMissingError
+from . import integrity
+from .errors import REBUILD_HINT, BuildLockedError, IndexCorruptError, IndexIncompatibleError, IndexMissingError
 from .types import Article, Chunk, IndexInfo
 
 FORMAT_VERSION = 1
-REBUILD_HINT = "Rebuild it with: rag build --full"
 
 
 def bm25_tokenize(texts: list[str]) -> list[list[str]]:
@@ -54,13 +55,14 @@ def read_bm25_tokens(vdir: Path, chunks: list[Chunk]) -> dict[str, list[str]]:
     Versions written before the tokens were stored have no file: their chunks are tokenized
     again, as before.
     """
+    out = {}
     try:
-        lines = (Path(vdir) / BM25_TOKENS).read_text(encoding="utf-8").splitlines()
-        if len(lines) != len(chunks):
-            return {}
-        return {c.id: json.loads(line) for c, line in zip(chunks, lines)}
+        with open(Path(vdir) / BM25_TOKENS, encoding="utf-8") as f:
+            for c, line in zip(chunks, f):
+                out[c.id] = json.loads(line)
     except (OSError, ValueError):
         return {}
+    return out if len(out) == len(chunks) else {}
 
 
 BM25_TOKENS = "bm25_tokens.jsonl"
@@ -130,6 +132,48 @@ def build_faiss(vectors: np.ndarray, dim: int, exact_max: int, hnsw_max: int | N
     return index, kind
 
 
+def stored_vectors(index, dim: int):
+    """The vectors a FAISS index holds, by row, without a second copy in memory.
+
+    Flat and HNSW keep them as one float32 array: a read-only view of it (a copy was 1.5 KB a
+    passage). IVF keeps them per list: rows are read back on demand (``IVFRows``).
+    """
+    import faiss
+
+    if index.ntotal == 0:
+        return np.zeros((0, dim), np.float32)
+    if isinstance(index, faiss.IndexIVF):
+        return IVFRows(index, dim)
+    flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+    view = faiss.rev_swig_ptr(flat.get_xb(), index.ntotal * dim).reshape(index.ntotal, dim)
+    view.flags.writeable = False
+    return view
+
+
+class IVFRows:
+    """Row access to the vectors of an IVF index (what retrieval and incremental builds read)."""
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, index, dim: int):
+        index.make_direct_map()
+        self.index = index
+        self.shape = (int(index.ntotal), dim)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        if isinstance(rows, (int, np.integer)):
+            return self.index.reconstruct(int(rows))
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        return self.index.reconstruct_batch(rows) if len(rows) else np.zeros((0, self.shape[1]), np.float32)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.index.reconstruct_n(0, self.shape[0])
+        return out if dtype is None else out.astype(dtype)
+
+
 @dataclass
 class IndexData:
     """A loaded, read-only index version."""
@@ -139,12 +183,13 @@ class IndexData:
     manifest: dict
     articles: dict[str, Article]
     chunks: list[Chunk]
-    vectors: np.ndarray
+    vectors: np.ndarray | IVFRows  # read-only view of the FAISS storage, or rows read back from IVF
     sent_vectors: np.ndarray
     sent_offsets: np.ndarray
     faiss: object
     bm25: object
     file_to_id: dict[str, str] = field(default_factory=dict)
+    checked: dict = field(default_factory=dict)  # what loading checked (rag/integrity.py: check)
     _rows_by_article: dict[str, list[int]] = field(default_factory=dict, repr=False)
     masks: dict = field(default_factory=dict, repr=False)  # date filter -> row mask (rag.retrieve.date_mask)
 
@@ -238,17 +283,22 @@ class IndexStore:
         self.check_compatible(manifest, model_name)
         version = self.current_version()
         vdir = self.root / "versions" / str(version)
+        # Sizes of every file, digests of the files read whole below (rag/integrity.py).
+        checked = integrity.check(vdir, manifest, skip_hash=integrity.NOT_HASHED_AT_LOAD)
         try:
             articles = {}
-            for line in (vdir / "articles.jsonl").read_text(encoding="utf-8").splitlines():
-                a = Article.model_validate_json(line)
-                articles[a.id] = a
-            chunks = [Chunk.model_validate_json(line) for line in (vdir / "chunks.jsonl").read_text("utf-8").splitlines()]
+            # Line by line: the whole file as one string (1 GB at a million passages) is never held.
+            with open(vdir / "articles.jsonl", encoding="utf-8") as f:
+                for line in f:
+                    a = Article.model_validate_json(line)
+                    articles[a.id] = a
+            with open(vdir / "chunks.jsonl", encoding="utf-8") as f:
+                chunks = [Chunk.model_validate_json(line) for line in f]
             index = faiss.read_index(str(vdir / "faiss.index"))
-            if isinstance(index, faiss.IndexIVF):
-                index.make_direct_map()  # so that stored vectors can be read back by row
-            vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, manifest["dimension"]), np.float32)
-            sent_vectors = np.load(vdir / "sentences.npy")
+            vectors = stored_vectors(index, manifest["dimension"])
+            # Memory-mapped: the reader touches only the sentences of the passages it reads
+            # (about 10 KB a passage: 10 GB at a million passages).
+            sent_vectors = np.load(vdir / "sentences.npy", mmap_mode="r")
             bm25 = bm25s.BM25.load(str(vdir / "bm25"), show_progress=False) if chunks else None
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise IndexCorruptError(f"Index at {vdir} cannot be read ({type(exc).__name__}: {exc}). {REBUILD_HINT}") from exc
@@ -268,13 +318,24 @@ class IndexStore:
             manifest=manifest,
             articles=articles,
             chunks=chunks,
-            vectors=np.ascontiguousarray(vectors, dtype=np.float32),
+            vectors=vectors,
             sent_vectors=sent_vectors,
             sent_offsets=offsets,
             faiss=index,
             bm25=bm25,
             file_to_id=file_to_id,
+            checked=checked,
         )
+
+    def verify(self, progress: integrity.Progress | None = None) -> dict:
+        """Check every file of the live version against its recorded size and digest.
+
+        Raises ``IndexCorruptError`` (one line naming the files); returns what was checked,
+        ``{"checksums": False, ...}`` for a version built before checksums were recorded.
+        """
+        manifest = self.read_manifest()
+        vdir = self.root / "versions" / str(self.current_version())
+        return {"version": vdir.name, **integrity.check(vdir, manifest, progress=progress)}
 
     # -- writing --------------------------------------------------------------------
     def lock(self, wait: float = 0.0) -> "BuildLock":
@@ -324,6 +385,7 @@ class IndexStore:
         dim = manifest["dimension"]
         index, kind = build_faiss(vectors.reshape(len(chunks), dim), dim, exact_max)
         faiss.write_index(index, str(tmp / "faiss.index"))
+        del index  # 1.5 GB at a million passages, not needed while BM25 is indexed
         np.save(tmp / "sentences.npy", np.ascontiguousarray(sent_vectors, dtype=np.float32))
         if bm25_tokens is None:
             bm25_tokens = bm25_tokenize([c.text for c in chunks]) if chunks else []
@@ -342,8 +404,8 @@ class IndexStore:
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
             for c in chunks:
                 f.write(c.model_dump_json() + "\n")
-        manifest = {**manifest, "faiss_type": kind, "version": version}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        manifest = {**manifest, "faiss_type": kind, "version": version, "checksums": integrity.record(tmp)}
+        (tmp / "manifest.json").write_bytes(integrity.seal(manifest))
         _fsync_tree(tmp)
         versions = self.root / "versions"
         versions.mkdir(exist_ok=True)

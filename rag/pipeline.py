@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, integrity
 from .answer import Reader, source_counts, versions
 from .chunk import chunk_articles
 from .config import Settings
-from .embed import Embedder, load_embedder
+from .embed import Embedder, embedder_info, load_embedder
 from .errors import IndexCorruptError, IndexIncompatibleError, IngestError
 from .index import FORMAT_VERSION, IndexData, IndexStore, bm25_tokenize, now_iso, read_bm25_tokens
 from .ingest import load_folder
@@ -198,6 +198,17 @@ class Pipeline:
             return None
         return data
 
+    @staticmethod
+    def _reuse_checked(prev: IndexData, warnings: list[str]) -> bool:
+        """Hash what a build reuses but loading did not (sentence vectors, BM25 tokens), so that a
+        damaged file is never carried into the new version under a fresh checksum."""
+        try:
+            integrity.check(prev.path, prev.manifest, hash_files=integrity.NOT_HASHED_AT_LOAD)
+        except IndexCorruptError as exc:
+            warnings.append(f"previous index not reused, re-embedding everything: {exc}")
+            return False
+        return True
+
     def _embedding_signature(self) -> dict:
         return {"model_name": self.settings.model_name, "int8": self.settings.onnx_int8}
 
@@ -249,12 +260,18 @@ class Pipeline:
                 report.n_chunks = len(prev.chunks)
                 report.seconds["total"] = time.perf_counter() - t0
                 return report
+            if prev is not None and not self._reuse_checked(prev, report.warnings):
+                prev = None
+                report.reused = []
+                report.updated = [a.file for a in ingest.articles if a.file in prev_files]
+                report.added = [a.file for a in ingest.articles if a.file not in prev_files]
 
             new_articles = [a for a in ingest.articles if prev is None or a.id not in prev.articles]
             # Only removals: nothing to chunk or embed, so the model is not loaded.
             tm = time.perf_counter()
             embedder = self._embedder_for(new_articles) if new_articles else None
             report.seconds["model"] = time.perf_counter() - tm  # 0 when already loaded (the app, the eval)
+            report.embedding = embedder_info(embedder) if embedder is not None else {}
             t1 = time.perf_counter()
             new_chunks: dict[str, list[Chunk]] = {}
             if new_articles:

@@ -155,6 +155,10 @@ class BuildReport(BaseModel):
     embedded_tokens: int = 0
     unchanged: bool = False
     seconds: dict[str, float] = Field(default_factory=dict)
+    embedding: dict = Field(
+        default_factory=dict,
+        description="What embedded this build: backend, precision, threads, batch size, CPU, load average at start.",
+    )
 
 
 class IndexInfo(BaseModel):

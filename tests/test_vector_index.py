@@ -49,3 +49,22 @@ def test_approximate_index_round_trip(seeds_pipeline, tmp_path, monkeypatch, hns
     np.testing.assert_array_equal(loaded.vectors, data.vectors)
     q = seeds_pipeline.embedder.encode_query("What share of OpenAI does Microsoft hold?")
     assert [r for r, _ in dense_search(loaded, q, 10)] == [r for r, _ in dense_search(data, q, 10)]
+    # Rows as retrieval reads them (one, several), and the fused retrieval that folds duplicates by vector.
+    np.testing.assert_array_equal(loaded.vectors[7], data.vectors[7])
+    np.testing.assert_array_equal(loaded.vectors[[9, 2, 30]], data.vectors[[9, 2, 30]])
+    from rag.retrieve import retrieve
+
+    args = dict(mode="hybrid", fusion="score", top_k=5, candidates=40, rrf_k=60, dedup_threshold=0.92)
+    got = retrieve(loaded, "Microsoft share of OpenAI", q, **args)
+    want = retrieve(data, "Microsoft share of OpenAI", q, **args)
+    assert [h.chunk.id for h in got] == [h.chunk.id for h in want]
+    assert [h.dense_score for h in got] == pytest.approx([h.dense_score for h in want], abs=1e-6)
+
+
+def test_loaded_vectors_are_not_a_second_copy(seeds_pipeline):
+    """Flat and HNSW: a read-only view of the FAISS storage, not a copy (1.5 KB a passage)."""
+    data = seeds_pipeline.index()
+    assert isinstance(data.vectors, np.ndarray) and not data.vectors.flags.writeable
+    assert not data.vectors.flags.owndata
+    with pytest.raises(ValueError):
+        data.vectors[0, 0] = 1.0
