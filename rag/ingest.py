@@ -71,6 +71,21 @@ class IngestResult:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     duplicates: dict[str, list[str]] = field(default_factory=dict)
+    _by_id: dict[str, Article] = field(default_factory=dict, repr=False)
+
+    def add(self, name: str, article: Article) -> None:
+        """Take the next file's article (files come in name order): an exact duplicate of an
+        earlier one is indexed once, under the first name, and reported."""
+        if article.encoding not in ("utf-8", "ascii"):
+            self.warnings.append(f"{name}: not UTF-8, decoded as {article.encoding}")
+        kept = self._by_id.get(article.id)
+        if kept is not None:
+            kept.aliases.append(name)
+            self.duplicates.setdefault(kept.file, []).append(name)
+            self.skipped.append(Skipped(file=name, reason=f"exact duplicate of {kept.file} (indexed once)"))
+            return
+        self._by_id[article.id] = article
+        self.articles.append(article)
 
 
 def is_furniture(line: str) -> bool:
@@ -251,7 +266,6 @@ def list_article_files(folder: Path) -> list[Path]:
 def load_folder(folder: Path, max_bytes: int) -> IngestResult:
     """Read every file of ``folder``. Bad files are reported in ``skipped``, never raised."""
     result = IngestResult()
-    by_id: dict[str, Article] = {}
     for path in list_article_files(folder):
         name = path.name
         try:
@@ -259,16 +273,7 @@ def load_folder(folder: Path, max_bytes: int) -> IngestResult:
         except UnusableFile as exc:
             result.skipped.append(Skipped(file=name, reason=exc.reason))
             continue
-        if article.encoding not in ("utf-8", "ascii"):
-            result.warnings.append(f"{name}: not UTF-8, decoded as {article.encoding}")
-        if article.id in by_id:
-            kept = by_id[article.id]
-            kept.aliases.append(name)
-            result.duplicates.setdefault(kept.file, []).append(name)
-            result.skipped.append(Skipped(file=name, reason=f"exact duplicate of {kept.file} (indexed once)"))
-            continue
-        by_id[article.id] = article
-        result.articles.append(article)
+        result.add(name, article)
     return result
 
 
