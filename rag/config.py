@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Files larger than this are skipped.")
     max_upload_files: int = Field(20, gt=0, description="Files accepted in one upload in the app.")
 
+    # --- build engine (rag build) ---------------------------------------------
+    engine: Literal["local", "ray"] = Field(
+        "local", description="What runs rag build: 'local' (this process) or 'ray' (a Ray cluster; the [ray] extra)."
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster for engine 'ray' (host:port of the head, or 'auto'); none starts a local one."
+    )
+    ray_shard_files: int = Field(
+        64, gt=0, description="Files per shard in a Ray build: one read task, one embedding call, one set of result files."
+    )
+
     # --- embedding -----------------------------------------------------------
     model_name: str = Field(
         "all-MiniLM-L6-v2",
