@@ -119,6 +119,8 @@ def build(
     from .pipeline import Pipeline
 
     with _friendly_errors():
+        if engine is not None and engine not in ("local", "ray"):
+            raise RagError(f"Invalid --engine '{engine}'. Choose from 'local', 'ray'.")
         settings = _settings(articles, index, engine=engine, ray_address=ray_address)
         with build_progress(not as_json) as progress:
             report = Pipeline(settings).build(full=full, progress=progress, wait=wait)

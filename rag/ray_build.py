@@ -9,7 +9,7 @@ How a build runs (design for an archive of millions of articles, not for the tes
    cuts the sorted file names into *shards* of ``ray_shard_files`` (64) consecutive files. For every
    file the previous version indexed under that name, the shard carries the hash of its raw
    bytes, and the cluster gets the ids of the stored articles (8 bytes each).
-2. **Read tasks** (Ray Data ``map``, one task per shard) hash each file; a file whose bytes are
+2. **Read tasks** (Ray Data ``map``, one task per shard, run to their end first) hash each file; a file whose bytes are
    unchanged goes no further. Every other file is read and cleaned (``rag.ingest``); an
    article whose cleaned text is not stored yet is chunked (``rag.chunk``) and its chunks
    tokenized for BM25, exactly as a local build does. Only these new or changed articles
@@ -233,6 +233,7 @@ def read_shard(row: dict, *, folder: str, conf: dict, known_ref=None) -> dict:
         "n_files": len(records),
         "n_read": sum(1 for r in records if not r.get("same")),
         "n_new": len(new),
+        "new_chars": sum(len(a.text) for a in new),
         "n_chunks": len(chunks),
     }
 
@@ -326,7 +327,7 @@ def build_on_ray(pipe, folder: Path, report: BuildReport, *, full: bool, progres
             "cpus": cpus, **plan, "shards": len(shards), "shard_files": s.ray_shard_files,
         }
         t1 = time.perf_counter()
-        stats = _run(ray, shards, folder, scratch, s, plan, known, progress) if shards else []
+        stats = _run(ray, shards, folder, scratch, s, plan, known, progress, report.cluster) if shards else []
         report.seconds["cluster"] = time.perf_counter() - t1
         report.cluster.update(
             files_hashed=sum(x["n_files"] for x in stats),
@@ -450,8 +451,15 @@ def _mapped(path: Path, rows: int, dim: int) -> np.ndarray:
     return np.memmap(path, dtype=np.float32, mode="r", shape=(rows, dim))
 
 
-def _run(ray, shards: list[dict], folder: Path, scratch: Path, s, plan: dict, known, progress) -> list[dict]:
-    """Run the read tasks and the embedding actor pool over the shards; returns each shard's counts."""
+def _run(ray, shards: list[dict], folder: Path, scratch: Path, s, plan: dict, known, progress,
+         cluster: dict) -> list[dict]:
+    """Run the read tasks, then the embedding actor pool, over the shards; returns each shard's counts.
+
+    The read stage runs to its end first (its results wait in Ray's object store, spilled to disk
+    when large; reading is a few % of a build): then the number of chunks is known, and the
+    backend is chosen by the same rule as a local build (``small_build_chars``: a small update
+    embeds with the question backend, which is cheaper to load), so both give the same vectors.
+    """
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
@@ -465,38 +473,44 @@ def _run(ray, shards: list[dict], folder: Path, scratch: Path, s, plan: dict, kn
         "max_file_bytes": s.max_file_bytes,
     }
     known_ref = ray.put(known) if known is not None and len(known) else None
-    ds = ray.data.from_items(shards, override_num_blocks=len(shards))
-    with warnings.catch_warnings():
-        # Bounded retries are passed as Ray remote arguments, which Ray Data 2.60 (pinned) marks as
-        # deprecated; its default, retrying forever, would hang on a shard that kills every worker.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ds = ds.map(read_shard, fn_kwargs={"folder": str(folder), "conf": conf, "known_ref": known_ref},
-                    num_cpus=plan["read_cpus"], max_retries=RETRIES)
-        ds = ds.map_batches(
-            EmbedShards,
-            fn_constructor_kwargs={"conf": conf, "scratch": str(scratch), "threads": plan["threads"]},
-            batch_size=1,
-            concurrency=plan["actors"],
-            num_cpus=plan["actor_cpus"],
-            max_restarts=RETRIES,
-            max_task_retries=RETRIES,
-        )
     total_files = sum(len(x["files"]) for x in shards)
     stats: list[dict] = []
-    files_done = chunks_done = 0
     if progress:
         progress("read", 0, total_files)
-        progress("embed", 0, 0)
     try:
-        for row in ds.iter_rows():
+        with warnings.catch_warnings():
+            # Bounded retries are passed as Ray remote arguments, which Ray Data 2.60 (pinned) marks
+            # as deprecated; its default, retrying forever, would hang on a shard that kills every worker.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            read = ray.data.from_items(shards, override_num_blocks=len(shards)).map(
+                read_shard, fn_kwargs={"folder": str(folder), "conf": conf, "known_ref": known_ref},
+                num_cpus=plan["read_cpus"], max_retries=RETRIES,
+            ).materialize()
+            counts = read.select_columns(["n_chunks", "new_chars"]).take_all()
+            total_chunks = sum(int(c["n_chunks"]) for c in counts)
+            new_chars = sum(int(c["new_chars"]) for c in counts)
+            if progress:
+                progress("read", total_files, total_files)
+            if s.build_backend != s.embed_backend and new_chars < s.small_build_chars:
+                conf["build_backend"] = s.embed_backend  # as Pipeline._embedder_for does for a small update
+            cluster["embed_backend"] = conf["build_backend"]
+            embedded = read.map_batches(
+                EmbedShards,
+                fn_constructor_kwargs={"conf": conf, "scratch": str(scratch), "threads": plan["threads"]},
+                batch_size=1,
+                concurrency=plan["actors"],
+                num_cpus=plan["actor_cpus"],
+                max_restarts=RETRIES,
+                max_task_retries=RETRIES,
+            )
+        if progress:
+            progress("embed", 0, total_chunks)  # starts the stage's clock
+        chunks_done = 0
+        for row in embedded.iter_rows():
             stats.append({k: int(v) for k, v in row.items()})
-            files_done += int(row["n_files"])
             chunks_done += int(row["n_chunks"])
             if progress:
-                progress("read", files_done, total_files)
-                # The total is known only when every shard is read: estimated from those done.
-                est = chunks_done if files_done >= total_files else int(chunks_done * total_files / max(files_done, 1))
-                progress("embed", chunks_done, max(est, chunks_done))
+                progress("embed", chunks_done, total_chunks)
     except RagError:
         raise
     except Exception as exc:
