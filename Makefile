@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch==2.13.0 is pinned in pyproject (a CPU build): an unpinned torch pulls CUDA wheels.
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,ray]'  # ray: the extra for rag build --engine ray, so CI runs its tests
 	@if $(PY) -m pip list 2>/dev/null | grep -i nvidia; then echo "error: a CUDA (nvidia-*) package was installed" >&2; exit 1; fi
 	touch $@
 

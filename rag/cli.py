@@ -90,6 +90,14 @@ def print_build_report(report, as_json: bool) -> None:
             out.print(f"  embedded by {e.get('backend')} {e.get('precision')} on {e.get('threads')} threads "
                       f"({rate}{e.get('cpus')} CPUs, bfloat16 {'yes' if e.get('cpu_bf16') else 'no'}, "
                       f"load average {e.get('load_average')} at start)", highlight=False)
+    if report.cluster:
+        c = report.cluster
+        out.print(
+            f"  on Ray ({c['address']}: {c['nodes']} node(s), {c['cpus']:g} CPUs, {c['actors']} embedding actor(s)): "
+            f"{c.get('files_hashed', 0)} files hashed, {c.get('files_read', 0)} read, "
+            f"{c.get('articles_embedded', 0)} new articles ({c.get('chunks_embedded', 0)} chunks) embedded",
+            highlight=False,
+        )
     for label, items in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
         if items:
             more = f", … and {len(items) - 20:,} more" if len(items) > 20 else ""  # a bulk export adds thousands
@@ -109,12 +117,20 @@ def build(
     full: bool = typer.Option(False, "--full", help="Re-embed everything instead of only what changed."),
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another build's lock."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+    engine: Optional[str] = typer.Option(
+        None, "--engine", help="local (default; setting engine / RAG_ENGINE) or ray: read, chunk and embed on a Ray cluster."
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray head HOST:PORT (or 'auto') for --engine ray; none starts a local Ray."
+    ),
 ):
     """Build or update the index from an articles folder (only new and changed articles are embedded)."""
     from .pipeline import Pipeline
 
     with _friendly_errors():
-        settings = _settings(articles, index)
+        if engine is not None and engine not in ("local", "ray"):
+            raise RagError(f"Invalid --engine '{engine}'. Choose from 'local', 'ray'.")
+        settings = _settings(articles, index, engine=engine, ray_address=ray_address)
         with build_progress(not as_json) as progress:
             report = Pipeline(settings).build(full=full, progress=progress, wait=wait)
         print_build_report(report, as_json)

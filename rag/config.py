@@ -35,6 +35,17 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Feeds and pages larger than this are not fetched.")
     feed_max_items: int = Field(100, gt=0, description="Items read from one feed per poll.")
 
+    # --- build engine (rag build) ---------------------------------------------
+    engine: Literal["local", "ray"] = Field(
+        "local", description="What runs rag build: 'local' (this process) or 'ray' (a Ray cluster; the [ray] extra)."
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster for engine 'ray' (host:port of the head, or 'auto'); none starts a local one."
+    )
+    ray_shard_files: int = Field(
+        64, gt=0, description="Files per shard in a Ray build: one read task, one embedding call, one set of result files."
+    )
+
     # --- embedding -----------------------------------------------------------
     model_name: str = Field(
         "all-MiniLM-L6-v2",

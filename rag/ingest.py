@@ -87,6 +87,21 @@ class IngestResult:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     duplicates: dict[str, list[str]] = field(default_factory=dict)
+    _by_id: dict[str, Article] = field(default_factory=dict, repr=False)
+
+    def add(self, name: str, article: Article, warn_encoding: bool = True) -> None:
+        """Take the next file's article (files come in name order): an exact duplicate of an
+        earlier one is indexed once, under the first name, and reported."""
+        if warn_encoding and article.encoding not in ("utf-8", "ascii", "pdf"):
+            self.warnings.append(f"{name}: not UTF-8, decoded as {article.encoding}")
+        kept = self._by_id.get(article.id)
+        if kept is not None:
+            kept.aliases.append(name)
+            self.duplicates.setdefault(kept.file, []).append(name)
+            self.skipped.append(Skipped(file=name, reason=f"exact duplicate of {kept.file} (indexed once)"))
+            return
+        self._by_id[article.id] = article
+        self.articles.append(article)
 
 
 def is_furniture(line: str) -> bool:
@@ -393,7 +408,6 @@ def load_folder(folder: Path, max_bytes: int, max_export_bytes: int | None = Non
     """Read every file of ``folder``. Bad files (and bad export records) are reported in
     ``skipped``, never raised."""
     result = IngestResult()
-    by_id: dict[str, Article] = {}
     for path in list_article_files(folder):
         name = path.name
         try:
@@ -404,16 +418,7 @@ def load_folder(folder: Path, max_bytes: int, max_export_bytes: int | None = Non
         result.skipped.extend(got.skipped)
         result.warnings.extend(got.warnings)
         for article in got.articles:
-            if article.encoding not in ("utf-8", "ascii", "pdf") and article is got.articles[0]:
-                result.warnings.append(f"{name}: not UTF-8, decoded as {article.encoding}")
-            if article.id in by_id:
-                kept = by_id[article.id]
-                kept.aliases.append(article.file)
-                result.duplicates.setdefault(kept.file, []).append(article.file)
-                result.skipped.append(Skipped(file=article.file, reason=f"exact duplicate of {kept.file} (indexed once)"))
-                continue
-            by_id[article.id] = article
-            result.articles.append(article)
+            result.add(article.file, article, warn_encoding=article is got.articles[0])
     return result
 
 

@@ -219,14 +219,24 @@ class Pipeline:
         full: bool = False,
         progress: Progress | None = None,
         wait: float = 0.0,
+        engine: str | None = None,
     ) -> BuildReport:
-        """Bring the index in line with the articles folder, embedding only what changed."""
+        """Bring the index in line with the articles folder, embedding only what changed.
+
+        ``engine`` (default: the ``engine`` setting) is ``local`` or ``ray``: a Ray build reads,
+        chunks and embeds on a cluster (``rag.ray_build``) and publishes the same way.
+        """
         s = self.settings
+        engine = engine or s.engine
         folder = Path(articles_dir or s.articles_dir)
-        report = BuildReport(articles_dir=str(folder), index_dir=str(self.store.root))
+        report = BuildReport(articles_dir=str(folder), index_dir=str(self.store.root), engine=engine)
         t0 = time.perf_counter()
         with self.store.lock(wait):
             self.store.clean_leftovers()
+            if engine == "ray":
+                from .ray_build import build_on_ray  # Ray is imported only here (the [ray] extra)
+
+                return build_on_ray(self, folder, report, full=full, progress=progress, t0=t0)
             ingest = load_folder(folder, s.max_file_bytes, s.max_export_bytes)
             report.skipped = ingest.skipped
             report.warnings = ingest.warnings
@@ -239,28 +249,11 @@ class Pipeline:
                 raise IngestError(f"No usable articles in {folder}/ ({reasons})")
 
             prev = None if full else self._reusable(report.warnings)
-            prev_files: dict[str, str] = prev.manifest.get("files", {}) if prev else {}
-            files = {name: a.id for a in ingest.articles for name in [a.file, *a.aliases]}
-            for a in ingest.articles:
-                if prev is not None and a.id in prev.articles:
-                    report.reused.append(a.file)
-                elif a.file in prev_files:
-                    report.updated.append(a.file)
-                else:
-                    report.added.append(a.file)
-            report.removed = sorted(f for f in prev_files if f not in files)
-            report.n_articles = len(ingest.articles)
-            prev_meta = prev.manifest.get("articles", {}) if prev else {}
-            same_sources = all(prev_meta.get(a.id, {}).get("sha256") == a.source_sha256 for a in ingest.articles)
-            # Same files and same bytes: nothing to do (a new date or title alone rewrites the
-            # version with the same vectors).
-            if prev is not None and not full and files == prev_files and same_sources:
-                report.unchanged = True
-                report.version = prev.version
-                report.n_chunks = len(prev.chunks)
-                report.seconds["total"] = time.perf_counter() - t0
+            files = self._classify(ingest.articles, prev, report)
+            if self._up_to_date(prev, ingest.articles, files, report, t0):
                 return report
             if prev is not None and not self._reuse_checked(prev, report.warnings):
+                prev_files = prev.manifest.get("files", {})
                 prev = None
                 report.reused = []
                 report.updated = [a.file for a in ingest.articles if a.file in prev_files]
@@ -331,24 +324,7 @@ class Pipeline:
             if todo:
                 for i, t in zip(todo, bm25_tokenize([chunks[i].text for i in todo])):
                     bm25_tokens[i] = t
-            per_article = Counter(c.article_id for c in chunks)
-            manifest = {
-                "format_version": FORMAT_VERSION,
-                "rag_version": __version__,
-                "model_name": s.model_name,
-                "embedding": self._embedding_signature(),
-                "dimension": dim,
-                "max_pieces": max_pieces,
-                "chunking": s.chunking_signature(),
-                "articles": {
-                    a.id: {"file": a.file, "aliases": a.aliases, "sha256": a.source_sha256, "title": a.title,
-                           "published": a.published, "chunks": per_article[a.id]}
-                    for a in ingest.articles
-                },
-                "files": files,
-                "built_at": now_iso(),
-                "n_chunks": len(chunks),
-            }
+            manifest = self._manifest(ingest.articles, chunks, files, dim, max_pieces)
             report.version = self.store.write(
                 articles=ingest.articles,
                 chunks=chunks,
@@ -365,9 +341,65 @@ class Pipeline:
         report.seconds["total"] = time.perf_counter() - t0
         return report
 
+    def _classify(self, articles: Sequence, prev: IndexData | None, report: BuildReport) -> dict[str, str]:
+        """Sort the folder's articles into added / updated / reused / removed against the
+        previous version; returns every file name -> article id (both engines)."""
+        prev_files: dict[str, str] = prev.manifest.get("files", {}) if prev else {}
+        files = {name: a.id for a in articles for name in [a.file, *a.aliases]}
+        for a in articles:
+            if prev is not None and a.id in prev.articles:
+                report.reused.append(a.file)
+            elif a.file in prev_files:
+                report.updated.append(a.file)
+            else:
+                report.added.append(a.file)
+        report.removed = sorted(f for f in prev_files if f not in files)
+        report.n_articles = len(articles)
+        return files
+
+    @staticmethod
+    def _up_to_date(prev: IndexData | None, articles: Sequence, files: dict[str, str], report: BuildReport,
+                    t0: float) -> bool:
+        """True (and the report says so) when the folder holds exactly the indexed articles, from
+        the same bytes (a new date or title alone rewrites the version with the same vectors)."""
+        if prev is None or files != prev.manifest.get("files", {}):
+            return False
+        prev_meta = prev.manifest.get("articles", {})
+        if not all(prev_meta.get(a.id, {}).get("sha256") == a.source_sha256 for a in articles):
+            return False
+        report.unchanged = True
+        report.version = prev.version
+        report.n_chunks = len(prev.chunks)
+        report.seconds["total"] = time.perf_counter() - t0
+        return True
+
+    def _manifest(self, articles: Sequence, chunks: Sequence[Chunk], files: dict[str, str], dim: int,
+                  max_pieces: int) -> dict:
+        """The manifest of a new version (both engines write the same one)."""
+        s = self.settings
+        per_article = Counter(c.article_id for c in chunks)
+        return {
+            "format_version": FORMAT_VERSION,
+            "rag_version": __version__,
+            "model_name": s.model_name,
+            "embedding": self._embedding_signature(),
+            "dimension": dim,
+            "max_pieces": max_pieces,
+            "chunking": s.chunking_signature(),
+            "articles": {
+                a.id: {"file": a.file, "aliases": a.aliases, "sha256": a.source_sha256, "title": a.title,
+                       "published": a.published, "chunks": per_article[a.id]}
+                for a in articles
+            },
+            "files": files,
+            "built_at": now_iso(),
+            "n_chunks": len(chunks),
+        }
+
     def ensure_index(self, progress: Progress | None = None) -> BuildReport:
-        """Build (incrementally) when the index is missing or differs from the articles folder."""
-        return self.build(progress=progress, wait=600)
+        """Build (incrementally) when the index is missing or differs from the articles folder.
+        Always local: the app never imports Ray."""
+        return self.build(progress=progress, wait=600, engine="local")
 
     def add(self, files: Sequence[Path], *, progress: Progress | None = None, wait: float = 0.0) -> BuildReport:
         """Copy usable files into the articles folder (safe names only) and update the index.
@@ -406,7 +438,7 @@ class Pipeline:
             except OSError as exc:  # e.g. a read-only file of that name in the folder
                 refused.append(Skipped(file=f.name, reason=f"cannot be copied into {folder}/: {exc.strerror or exc}"))
                 continue
-        report = self.build(folder, progress=progress, wait=wait)
+        report = self.build(folder, progress=progress, wait=wait, engine="local")  # small updates: local
         report.skipped = refused + report.skipped
         return report
 
@@ -456,7 +488,7 @@ class Pipeline:
                 missing.append(name)
         if missing:
             raise IngestError(f"Not in {folder}/: {', '.join(missing)}")
-        return self.build(folder, progress=progress, wait=wait)
+        return self.build(folder, progress=progress, wait=wait, engine="local")
 
     # -- feedback -----------------------------------------------------------------------
     def feedback(self, answer: Answer, verdict: str, *, typed: str | None = None, span=None) -> dict:

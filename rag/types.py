@@ -141,6 +141,10 @@ class Skipped(BaseModel):
 class BuildReport(BaseModel):
     articles_dir: str
     index_dir: str
+    engine: str = Field("local", description="What read, chunked and embedded: 'local' or 'ray' (a Ray cluster).")
+    cluster: dict[str, object] | None = Field(
+        None, description="Ray builds: the cluster and what was sent to it (files hashed, read, chunks embedded, pool)."
+    )
     version: str | None = None
     added: list[str] = Field(default_factory=list)
     updated: list[str] = Field(default_factory=list)
