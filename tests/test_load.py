@@ -85,7 +85,7 @@ READ_LAST = """(sel) => {
             c.getAttribute('data-file'), (c.querySelector('mark.rag-hl') || {}).textContent || null]),
         related: [...m.querySelectorAll('[data-testid="rag-related"] .rag-file')].map(e => e.textContent),
         errors: [...m.querySelectorAll('[data-testid="stAlert"], [data-testid="stException"]')]
-            .map(e => e.innerText).filter(t => !/cut to its first/.test(t)),
+            .map(e => e.innerText).filter(t => !/cut to its first|The articles disagree/.test(t)),  // notices, not errors
     };
 }"""
 
