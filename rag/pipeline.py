@@ -324,22 +324,28 @@ class Pipeline:
             if todo:
                 for i, t in zip(todo, bm25_tokenize([chunks[i].text for i in todo])):
                     bm25_tokens[i] = t
-            manifest = self._manifest(ingest.articles, chunks, files, dim, max_pieces)
-            report.version = self.store.write(
-                articles=ingest.articles,
-                chunks=chunks,
-                vectors=vectors,
-                sent_vectors=sent_vectors,
-                manifest=manifest,
-                exact_max=s.exact_search_max,
-                bm25_tokens=bm25_tokens,
-            )
-            report.n_chunks = len(chunks)
-            if progress:
-                progress("write", 1, 1)
-            report.seconds["write"] = time.perf_counter() - t3
+            self._publish(ingest.articles, chunks, files, vectors, sent_vectors, bm25_tokens, dim, max_pieces,
+                          report, progress, t3)
         report.seconds["total"] = time.perf_counter() - t0
         return report
+
+    def _publish(self, articles: Sequence, chunks: Sequence[Chunk], files: dict[str, str], vectors, sent_vectors,
+                 bm25_tokens, dim: int, max_pieces: int, report: BuildReport, progress: Progress | None,
+                 t_start: float) -> None:
+        """Write and switch to the new version (both engines publish through here)."""
+        report.version = self.store.write(
+            articles=articles,
+            chunks=chunks,
+            vectors=vectors,
+            sent_vectors=sent_vectors,
+            manifest=self._manifest(articles, chunks, files, dim, max_pieces),
+            exact_max=self.settings.exact_search_max,
+            bm25_tokens=bm25_tokens,
+        )
+        report.n_chunks = len(chunks)
+        if progress:
+            progress("write", 1, 1)
+        report.seconds["write"] = time.perf_counter() - t_start
 
     def _classify(self, articles: Sequence, prev: IndexData | None, report: BuildReport) -> dict[str, str]:
         """Sort the folder's articles into added / updated / reused / removed against the

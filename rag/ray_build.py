@@ -423,22 +423,9 @@ def build_on_ray(pipe, folder: Path, report: BuildReport, *, full: bool, progres
         sent_vectors = _mapped(scratch / "sentences.f32", n_sent, dim)
         report.seconds["merge"] = time.perf_counter() - tm
 
-        t3 = time.perf_counter()
-        manifest = pipe._manifest(ingest.articles, chunks, files, dim, max_pieces)
-        report.version = pipe.store.write(
-            articles=ingest.articles,
-            chunks=chunks,
-            vectors=vectors,
-            sent_vectors=sent_vectors,
-            manifest=manifest,
-            exact_max=s.exact_search_max,
-            bm25_tokens=bm25_tokens,
-        )
+        pipe._publish(ingest.articles, chunks, files, vectors, sent_vectors, bm25_tokens, dim, max_pieces,
+                      report, progress, time.perf_counter())
         del vectors, sent_vectors
-        report.n_chunks = len(chunks)
-        if progress:
-            progress("write", 1, 1)
-        report.seconds["write"] = time.perf_counter() - t3
         report.seconds["total"] = time.perf_counter() - t0
         return report
     finally:
