@@ -167,7 +167,8 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _settings(articles: Path, index: Path, **kw):
-    return make_settings(articles_dir=articles, index_dir=index, ray_shard_files=16, **kw)
+    # Several shards either way: 16 files a shard with the BBC part, 2 with the seeds alone.
+    return make_settings(articles_dir=articles, index_dir=index, ray_shard_files=16 if BBC.exists() else 2, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -332,6 +333,8 @@ def _embed_actor_pids() -> list[int]:
 def test_killed_worker_keeps_previous_version_answering(ray_cluster, built, corpus, tmp_path):
     """SIGKILL the embedding actor mid-build: Ray restarts it and retries the shard (or the build
     fails with one clear line); either way the previous version answers throughout."""
+    if not BBC.exists():
+        pytest.skip(f"{BBC} is missing: the seeds alone embed too fast to kill a worker mid-build")
     local = built[0]
     index = tmp_path / "index"
     old = Pipeline(_settings(SEEDS, index))
