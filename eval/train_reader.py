@@ -153,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
-    ap.add_argument("--windows", choices=["paragraph", "reading"], default="paragraph",
+    ap.add_argument("--windows", choices=["paragraph", "reading", "both"], default="paragraph",
                     help="paragraph: whole gold paragraphs in 256-piece windows; reading: the sentence windows "
-                    "serving reads, plus hard negatives from the article's other paragraphs")
+                    "serving reads, plus hard negatives from the article's other paragraphs; both: the two sets together")
     ap.add_argument("--negatives", type=int, default=1, help="hard-negative paragraphs per question (--windows reading)")
     args = ap.parse_args(argv)
 
@@ -190,15 +190,17 @@ def _train(args) -> int:
     base = resolve_model_path(args.model)
     tokenizer = load_tokenizer(base)
     articles = split_articles(load_squad(args.data), "train")
-    if args.windows == "reading":
+    examples = []
+    if args.windows in ("paragraph", "both"):
+        examples, n_questions = build_examples(articles, tokenizer, args.max_questions, args.seed)
+    if args.windows in ("reading", "both"):
         from rag.config import Settings
         from rag.embed import load_embedder
 
         embedder = load_embedder(args.model, backend="onnx", cache_dir=Settings().cache_dir)
-        examples, n_questions = reading_examples(articles, tokenizer, embedder, args.max_questions, args.seed,
-                                                 args.negatives)
-    else:
-        examples, n_questions = build_examples(articles, tokenizer, args.max_questions, args.seed)
+        more, n_questions = reading_examples(articles, tokenizer, embedder, args.max_questions, args.seed,
+                                             args.negatives)
+        examples += more
     n_cls = sum(1 for _, s, _ in examples if s == 0)
     log.info("train split: %d articles, %d questions, %d windows (%d point at [CLS])",
              len(articles), n_questions, len(examples), n_cls)

@@ -92,4 +92,11 @@ def test_reading_windows_are_shaped_like_serving(tiny, tmp_path):
     out = tmp_path / "out"
     assert main(["--data", str(tiny), "--work", str(tmp_path / "w"), "--out", str(out), "--batch-size", "2",
                  "--max-steps", "1", "--windows", "reading"]) == 0
-    assert "windows" in json.loads((out / "training.json").read_text())["config"]
+    meta = json.loads((out / "training.json").read_text())
+    assert meta["config"]["windows"] == "reading" and meta["train_windows"] == len(examples)
+
+    # --windows both: the whole-paragraph windows (2, as in the run above) and the reading windows
+    out = tmp_path / "both"
+    assert main(["--data", str(tiny), "--work", str(tmp_path / "w2"), "--out", str(out), "--batch-size", "2",
+                 "--max-steps", "1", "--windows", "both"]) == 0
+    assert json.loads((out / "training.json").read_text())["train_windows"] == 2 + len(examples)
