@@ -1,6 +1,8 @@
 """Fine-tune the bundled all-MiniLM-L6-v2 encoder as an extractive span reader (SQuAD 2.0 style).
 
-    python -m eval.train_reader                       # full run: resumes from ~/.cache/rag/reader-train
+    python -m eval.train_reader --windows both --epochs 2 --max-steps 1300 \
+        --work ~/.cache/rag/reader-both --out ~/.cache/rag/reader-both/final   # the shipped model (its card)
+    python -m eval.train_reader                       # whole paragraphs only: resumes from ~/.cache/rag/reader-train
     python -m eval.train_reader --max-questions 64 --epochs 1 --out /tmp/r   # smoke run
 
 The model is the encoder with a linear start/end head (``BertForQuestionAnswering``): for each

@@ -99,12 +99,9 @@ def pipe(seeds_pipeline):
     [
         # the rule reader answered "Microsoft" (0.88): the words next to the right ones
         ("Which chatbot did OpenAI build for Salesforce?", "Einstein GPT"),
-        pytest.param(
-            "How much revenue did OpenAI make in 2022?", "$35 million",
-            # The model quotes the next sentence's "$200 million and $1 billion" (2023 and 2024
-            # targets): a known miss of this model, kept visible; strict, so a fix shows.
-            marks=pytest.mark.xfail(strict=True, reason="known miss: the year in the question is not matched"),
-        ),
+        # the first trained model quoted the next sentence's 2023-24 targets; the shipped one
+        # (trained on sentence windows too) gets the year right
+        ("How much revenue did OpenAI make in 2022?", "$35 million"),
         ("What share of OpenAI does Microsoft hold?", "49%"),
     ],
 )
