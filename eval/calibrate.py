@@ -121,7 +121,7 @@ def figures(rows: list[Row], margin: float | None = None) -> dict:
 
 FEATURES = ("margin", "null_min")
 # Compared by cross-validation on every run; --features picks the one fitted and written.
-# Measured 2026-12-02 (README): no set beat margin + null_min by more than 0.007 mean SQuAD 2.0
+# Measured 2026-12-02 (rag/models/reader/README.md): no set beat margin + null_min by more than 0.007 mean SQuAD 2.0
 # F1; a question-term coverage and a question/answer type check did not help either, and went.
 FEATURE_SETS = [
     ("margin",),

@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--windows", choices=["paragraph", "reading", "both"], default="paragraph",
                     help="paragraph: whole gold paragraphs in 256-piece windows; reading: the sentence windows "
                     "serving reads, plus hard negatives from the article's other paragraphs; both: the two sets together")
-    ap.add_argument("--negatives", type=int, default=1, help="hard-negative paragraphs per question (--windows reading)")
+    ap.add_argument("--negatives", type=int, default=1, help="hard-negative paragraphs per question (--windows reading or both)")
     args = ap.parse_args(argv)
 
     args.work.mkdir(parents=True, exist_ok=True)
