@@ -199,7 +199,9 @@ def _train(args) -> int:
         from rag.config import Settings
         from rag.embed import load_embedder
 
-        embedder = load_embedder(args.model, backend="onnx", cache_dir=Settings().cache_dir)
+        # windows are chosen by the serving embedder, also when --model continues a trained reader
+        settings = Settings()
+        embedder = load_embedder(settings.model_name, backend="onnx", cache_dir=settings.cache_dir)
         more, n_questions = reading_examples(articles, tokenizer, embedder, args.max_questions, args.seed,
                                              args.negatives)
         examples += more
