@@ -100,3 +100,24 @@ def test_reading_windows_are_shaped_like_serving(tiny, tmp_path):
     assert main(["--data", str(tiny), "--work", str(tmp_path / "w2"), "--out", str(out), "--batch-size", "2",
                  "--max-steps", "1", "--windows", "both"]) == 0
     assert json.loads((out / "training.json").read_text())["train_windows"] == 2 + len(examples)
+
+
+def test_continued_training_chooses_windows_with_the_serving_embedder(tiny, tmp_path, monkeypatch):
+    """--model pointing at a trained reader continues from its weights, but the reading windows
+    are still chosen by the serving embedder (the reader's weights are no sentence embedder)."""
+    pytest.importorskip("torch")
+    import rag.embed
+    from eval.train_reader import main
+    from rag.config import Settings
+
+    first = tmp_path / "first"
+    assert main(["--data", str(tiny), "--work", str(tmp_path / "w1"), "--out", str(first), "--batch-size", "2",
+                 "--max-steps", "1"]) == 0
+    loaded = []
+    real = rag.embed.load_embedder
+    monkeypatch.setattr(rag.embed, "load_embedder", lambda name, **kw: loaded.append(name) or real(name, **kw))
+    out = tmp_path / "cont"
+    assert main(["--data", str(tiny), "--model", str(first), "--work", str(tmp_path / "w2"), "--out", str(out),
+                 "--batch-size", "2", "--max-steps", "1", "--windows", "reading"]) == 0
+    assert loaded == [Settings().model_name]
+    assert json.loads((out / "training.json").read_text())["base_model"] == str(first)
