@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -166,10 +166,10 @@ def _cross_validated_once(sets: dict[str, list[Row]], features, folds: int, seed
     for k in range(folds):
         train = {n: [r for r, f in zip(rows, fold_of[n]) if f != k] for n, rows in sets.items()}
         cal = fit_platt(train, features)
+        rescored = [[replace(r, margin=c) for r, c in zip(rows, confidences(rows, cal))] for rows in train.values()]
 
         def mean_f1(t: float) -> float:
-            return float(np.mean([figures(_with_margin(rows, confidences(rows, cal)), t)["best"]["squad2_f1"]
-                                  for rows in train.values()]))
+            return float(np.mean([figures(rows, t)["best"]["squad2_f1"] for rows in rescored]))
 
         t = max((round(x, 2) for x in np.arange(0.05, 0.96, 0.05)), key=mean_f1)
         for n, rows in sets.items():
@@ -183,10 +183,6 @@ def _cross_validated_once(sets: dict[str, list[Row]], features, folds: int, seed
                   "abst_f1": M.abstention_metrics([p is None for p in preds], [not g for g in golds])["f1"],
                   "contains": M.answer_metrics(preds, golds)["contains"]}
     return out
-
-
-def _with_margin(rows: list[Row], margins: list[float]) -> list[Row]:
-    return [Row(r.answers, r.candidate, m, r.retrieval, r.ms, r.windows, r.features) for r, m in zip(rows, margins)]
 
 
 def confidences(rows: list[Row], cal: dict) -> list[float]:
