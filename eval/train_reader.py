@@ -42,15 +42,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent.parent / "rag" / "models" / "reade
 log = logging.getLogger("train_reader")
 
 
-def build_examples(articles, tokenizer, max_questions: int | None, seed: int, drop_answer: bool = False):
-    """(window, start_token, end_token) for every window of every training question.
-
-    With ``drop_answer``, each answerable question also gets its paragraph with the answer's
-    sentence cut out, labelled "no answer": the on-topic passage that lacks the answer, which is
-    what a near miss looks like at serving time.
-    """
-    from rag.chunk import split_sentences
-
+def build_examples(articles, tokenizer, max_questions: int | None, seed: int):
+    """(window, start_token, end_token) for every window of every training question."""
     qs = [(p.context, q) for a in articles for p in a.paragraphs for q in p.questions]
     if max_questions:
         random.Random(seed).shuffle(qs)
@@ -63,29 +56,11 @@ def build_examples(articles, tokenizer, max_questions: int | None, seed: int, dr
             else:
                 text, start = q.answers[0]  # train on the first gold answer (the dataset README)
                 examples.append((w, *answer_tokens(w, start, start + len(text))))
-        if drop_answer and not q.impossible:
-            cut = without_answer(context, split_sentences(context), q.answers)
-            if cut:
-                examples.extend((w, 0, 0) for w in make_windows(tokenizer, q.question, [cut]))
     return examples, len(qs)
 
 
-def without_answer(text: str, sentences, answers) -> str | None:
-    """``text`` with the sentence holding the first answer removed, or None when no sentence
-    holds it or another gold answer's text is still there (then the label "no answer" would lie)."""
-    a_text, a_start = answers[0]
-    for s, e in sentences:
-        if s <= a_start < e:
-            rest = (text[:s].rstrip() + " " + text[e:].lstrip()).strip()
-            low = rest.lower()
-            if rest and not any(t.lower() in low for t, _ in answers):
-                return rest
-            return None
-    return None
-
-
 def reading_examples(articles, tokenizer, embedder, max_questions: int | None, seed: int, negatives: int = 1,
-                     context: int = 1, drop_answer: bool = False):
+                     context: int = 1):
     """Windows shaped like the ones ``rag.answer.Reader`` reads at serving time.
 
     Serving reads, in each retrieved passage, the sentence closest to the question (cosine of
@@ -95,7 +70,6 @@ def reading_examples(articles, tokenizer, embedder, max_questions: int | None, s
     sentence; and the same kind of window in the ``negatives`` other paragraphs of the article
     closest to the question (hard negatives, labelled "no answer" unless they hold the answer
     text). Labels: the answer's tokens when the window holds the whole answer, else [CLS].
-    With ``drop_answer``, also the answer's window with the answer's sentence cut out ("no answer").
     """
     from rag.chunk import split_sentences
 
@@ -123,15 +97,11 @@ def reading_examples(articles, tokenizer, embedder, max_questions: int | None, s
         ctx = paras[pi][1].context
         answer = None if q.impossible else q.answers[0]
         spans = [window_of(pi, int(np.argmax(svecs[pi] @ qv)))]
-        cut = None
         if answer is not None:
             a0 = answer[1]
             for j, (s, e) in enumerate(sents[pi]):
                 if s <= a0 < e:
                     spans.append(window_of(pi, j))
-                    if drop_answer:
-                        ws, we = window_of(pi, j)
-                        cut = without_answer(ctx[ws:we], [(s - ws, e - ws)], [(t, st - ws) for t, st in q.answers])
                     break
         others = [o for o in by_article[paras[pi][0]] if o != pi]
         others.sort(key=lambda o: -float(pvecs[o] @ qv))
@@ -149,7 +119,7 @@ def reading_examples(articles, tokenizer, embedder, max_questions: int | None, s
                 else:
                     text, start = answer
                     examples.append((w, *answer_tokens(w, start - s, start - s + len(text))))
-        for text in negs + ([cut] if cut else []):
+        for text in negs:
             examples.extend((w, 0, 0) for w in make_windows(tokenizer, q.question, [text]))
     return examples, len(qs)
 
@@ -189,8 +159,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="paragraph: whole gold paragraphs in 256-piece windows; reading: the sentence windows "
                     "serving reads, plus hard negatives from the article's other paragraphs; both: the two sets together")
     ap.add_argument("--negatives", type=int, default=1, help="hard-negative paragraphs per question (--windows reading or both)")
-    ap.add_argument("--drop-answer", action="store_true",
-                    help="also train on each answerable question's windows with the answer's sentence cut out, as 'no answer'")
     args = ap.parse_args(argv)
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -226,7 +194,7 @@ def _train(args) -> int:
     articles = split_articles(load_squad(args.data), "train")
     examples = []
     if args.windows in ("paragraph", "both"):
-        examples, n_questions = build_examples(articles, tokenizer, args.max_questions, args.seed, args.drop_answer)
+        examples, n_questions = build_examples(articles, tokenizer, args.max_questions, args.seed)
     if args.windows in ("reading", "both"):
         from rag.config import Settings
         from rag.embed import load_embedder
@@ -235,7 +203,7 @@ def _train(args) -> int:
         settings = Settings()
         embedder = load_embedder(settings.model_name, backend="onnx", cache_dir=settings.cache_dir)
         more, n_questions = reading_examples(articles, tokenizer, embedder, args.max_questions, args.seed,
-                                             args.negatives, drop_answer=args.drop_answer)
+                                             args.negatives)
         examples += more
     n_cls = sum(1 for _, s, _ in examples if s == 0)
     log.info("train split: %d articles, %d questions, %d windows (%d point at [CLS])",

@@ -121,29 +121,3 @@ def test_continued_training_chooses_windows_with_the_serving_embedder(tiny, tmp_
                  "--batch-size", "2", "--max-steps", "1", "--windows", "reading"]) == 0
     assert loaded == [Settings().model_name]
     assert json.loads((out / "training.json").read_text())["base_model"] == str(first)
-
-
-def test_drop_answer_cuts_the_answer_sentence_and_labels_no_answer(tiny):
-    """--drop-answer: the paragraph (and the answer's reading window) without the answer's
-    sentence, labelled [CLS]; never when the answer's text is still in what is left."""
-    pytest.importorskip("torch")
-    from eval.train_reader import build_examples, without_answer
-    from rag.embed import resolve_model_path
-    from rag.squad import load_squad, split_articles
-    from rag.windows import load_tokenizer
-
-    text = "Rollo ruled. Normandy is in France. It is by the sea."
-    sents = [(0, 12), (13, 35), (36, 53)]
-    assert without_answer(text, sents, [("France", 28)]) == "Rollo ruled. It is by the sea."
-    assert without_answer("France. France is big.", [(0, 7), (8, 22)], [("France", 0)]) is None  # still there
-    assert without_answer(text, sents, [("France", 28), ("sea", 49)]) is None  # another gold answer is left
-    assert without_answer(text, sents, [("x", 99)]) is None
-
-    tok = load_tokenizer(resolve_model_path("all-MiniLM-L6-v2"))
-    articles = split_articles(load_squad(tiny), "train")
-    plain, _ = build_examples(articles, tok, None, 13)
-    cut, _ = build_examples(articles, tok, None, 13, drop_answer=True)
-    assert len(cut) == len(plain) + 1  # one answerable question: one more window
-    extra = [(tok.decode([int(i) for i in w.ids]), s, e) for w, s, e in cut if w.ids.tolist() not in
-             [p.ids.tolist() for p, _, _ in plain]]
-    assert extra == [("where is normandy? rollo was their first ruler.", 0, 0)]
