@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from rag import metrics as M
-from rag.answer import Reader
+from rag.reader import Reader
 from rag.config import Settings
 from rag.evaluate import load_qa, load_squad_set
 from rag.pipeline import Pipeline

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.embed import _fuse, eager_attention
-from rag.reader import DEFAULT_READER_DIR, ONNX_FILE
+from rag.span_model import DEFAULT_READER_DIR, ONNX_FILE
 from rag.windows import load_tokenizer, make_windows, pad
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "config.json")

@@ -14,7 +14,7 @@ Training data is the ``train`` split of ``rag/squad_split.json`` (every article 
 for dev or test); never an eval set. CPU only, bf16 autocast where the CPU has it, seeded, with
 a checkpoint every ``--save-every`` steps and at each epoch's end; a killed run started again
 with the same arguments continues from the last checkpoint. The final weights are written to
-``--out`` in fp16 (safetensors) with the tokenizer and config, ready for ``rag.reader``.
+``--out`` in fp16 (safetensors) with the tokenizer and config, ready for ``rag.span_model``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def build_examples(articles, tokenizer, max_questions: int | None, seed: int):
 
 def reading_examples(articles, tokenizer, embedder, max_questions: int | None, seed: int, negatives: int = 1,
                      context: int = 1):
-    """Windows shaped like the ones ``rag.answer.Reader`` reads at serving time.
+    """Windows shaped like the ones ``rag.reader.Reader`` reads at serving time.
 
     Serving reads, in each retrieved passage, the sentence closest to the question (cosine of
     sentence vectors pooled from the passage's token vectors) with ``context`` sentences either
@@ -296,7 +296,7 @@ def _train(args) -> int:
 
 
 def write_model(model, tokenizer_dir: Path, out: Path, meta: dict) -> None:
-    """fp16 safetensors + config + tokenizer: what ``rag.reader`` exports to ONNX once and caches."""
+    """fp16 safetensors + config + tokenizer: what ``rag.span_model`` exports to ONNX once and caches."""
     import shutil
 
     out.mkdir(parents=True, exist_ok=True)

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, integrity
-from .answer import Reader, source_counts, versions
+from .reader import Reader, source_counts, versions
 from .chunk import chunk_articles
 from .config import Settings
 from .embed import Embedder, embedder_info, load_embedder
 from .errors import IndexCorruptError, IndexIncompatibleError, IngestError
 from .index import FORMAT_VERSION, IndexData, IndexStore, bm25_tokenize, now_iso, read_bm25_tokens
 from .ingest import load_folder
-from .reader import SpanModel
+from .span_model import SpanModel
 from .retrieve import date_mask, retrieve
 from .types import Answer, BuildReport, Chunk, Skipped
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.reader import DEFAULT_READER_DIR, SpanModel, best_spans
+from rag.span_model import DEFAULT_READER_DIR, SpanModel, best_spans
 from rag.windows import MAX_PIECES, answer_tokens, load_tokenizer, make_windows, pad
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,114 @@
+"""The span model: a fine-tuned MiniLM encoder with a start/end head, run by onnxruntime.
+
+The model (``rag/models/reader/``, trained by ``eval/train_reader.py``, its card in
+``rag/models/reader/README.md``) scores each token of a question + passage window as the first
+and the last token of the answer. The [CLS] token's start + end score is the score of "no
+answer in this window". Serving imports no torch: the ONNX file and the tokenizer are all it
+reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelNotFoundError
+from .windows import Window, load_tokenizer, make_windows, pad
+
+DEFAULT_READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+ONNX_FILE = "reader.onnx"
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass(slots=True)
+class Logits:
+    start: np.ndarray  # (windows, seq)
+    end: np.ndarray
+
+    def null(self) -> np.ndarray:
+        """Each window's no-answer score: [CLS] as start and end."""
+        return self.start[:, 0] + self.end[:, 0]
+
+
+class SpanModel:
+    """Tokenizer + ONNX session of the reader; thread-safe (onnxruntime sessions are)."""
+
+    def __init__(self, model_dir: Path | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.model_dir = Path(model_dir or DEFAULT_READER_DIR)
+        path = self.model_dir / ONNX_FILE
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"Reader model not found: {path} (setting reader_dir / env RAG_READER_DIR). It ships in the "
+                "repository under rag/models/reader/; train one with: python -m eval.train_reader"
+            )
+        self.tokenizer = load_tokenizer(self.model_dir)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.log_severity_level = 3
+        # No spin-waiting after a run: the embedder's and the reader's sessions take turns on
+        # the same cores, and a spinning pool starves the other (the reader's model time doubled).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self.session.get_inputs()}
+        cal = self.model_dir / CALIBRATION_FILE
+        self.calibration: dict = json.loads(cal.read_text()) if cal.is_file() else {}
+
+    def windows(self, question: str, passages: list[str]) -> list[Window]:
+        return make_windows(self.tokenizer, question, passages)
+
+    def logits(self, windows: list[Window]) -> Logits:
+        """Start and end logits of every window, in one onnxruntime call (padded batch)."""
+        if not windows:
+            return Logits(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
+        inputs = pad(windows)
+        feed = {k: v for k, v in inputs.items() if k in self._inputs}
+        start, end = self.session.run(["start_logits", "end_logits"], feed)
+        mask = inputs["attention_mask"] == 0
+        start = np.where(mask, -1e4, start.astype(np.float32))
+        end = np.where(mask, -1e4, end.astype(np.float32))
+        return Logits(start, end)
+
+    def confidence(self, features: dict[str, float]) -> float:
+        """Calibrated probability that the answer is right: a logistic function of the reader's
+        scores (Platt scaling, fit on the dev split by ``eval/calibrate.py``; the weights are in
+        ``calibration.json``). Without a calibration file, the sigmoid of the margin."""
+        weights = self.calibration.get("weights") or {"margin": 1.0}
+        z = self.calibration.get("bias", 0.0) + sum(w * features.get(k, 0.0) for k, w in weights.items())
+        return float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+
+
+def best_spans(
+    window: Window,
+    start: np.ndarray,
+    end: np.ndarray,
+    sentence_of: np.ndarray,
+    max_pieces: int,
+    top: int = 20,
+) -> list[tuple[float, int, int]]:
+    """The best (score, first token, last token) spans of one window, best first.
+
+    A span starts and ends on passage tokens, ends no earlier than it starts, holds at most
+    ``max_pieces`` word pieces and stays inside one sentence (``sentence_of[token]``: the
+    sentence number of each token, -1 outside the passage). Score = start + end logit.
+    """
+    ctx = window.context
+    if len(ctx) == 0:
+        return []
+    n = len(ctx)
+    k = min(top, n)
+    s_idx = ctx[np.argpartition(-start[ctx], k - 1)[:k]]
+    e_idx = ctx[np.argpartition(-end[ctx], k - 1)[:k]]
+    S, E = np.meshgrid(s_idx, e_idx, indexing="ij")
+    ok = (E >= S) & (E - S < max_pieces) & (sentence_of[S] == sentence_of[E])
+    if not ok.any():
+        return []
+    scores = (start[S] + end[E])[ok]
+    order = np.argsort(-scores)
+    return [(float(scores[i]), int(S[ok][i]), int(E[ok][i])) for i in order]
