@@ -287,6 +287,14 @@ def answer_json(answer) -> dict:
     }
 
 
+def _reader_status(pipe) -> dict:
+    """The reader in use and where its abstention threshold comes from."""
+    model = pipe.span_model
+    source = "calibrated" if pipe.settings.abstain_threshold is None else "setting"
+    return {"dir": str(model.model_dir), "normalisation": model.normalisation, "threshold": pipe.abstain_threshold,
+            "threshold_source": source, "calibrated_threshold": model.threshold}
+
+
 @app.command()
 def status(
     index: Optional[Path] = typer.Option(None, "--index"),
@@ -297,11 +305,13 @@ def status(
     from .pipeline import Pipeline
 
     with _friendly_errors():
-        data = Pipeline(_settings(None, index)).store.load(_settings(None, index).model_name)
+        pipe = Pipeline(_settings(None, index))
+        data = pipe.store.load(pipe.settings.model_name)
         info = data.info()
+        reader = _reader_status(pipe)
         listed = sorted(data.articles.values(), key=lambda a: (a.published or "", a.file), reverse=True)
         if as_json:
-            doc = info.model_dump()
+            doc = {**info.model_dump(), "reader": reader}
             if articles:
                 doc["articles"] = [{"file": a.file, "title": a.title, "published": a.published, "url": a.url,
                                     "site": a.site, "pages": len(a.pages) or None} for a in listed]
@@ -310,6 +320,9 @@ def status(
         table = Table(show_header=False)
         for k, v in info.model_dump().items():
             table.add_row(k, str(v))
+        table.add_row("reader", f"{reader['dir']} ({reader['normalisation']} normalisation)")
+        note = "" if reader["threshold_source"] == "calibrated" else f" (setting; calibrated {reader['calibrated_threshold']:.2f})"
+        table.add_row("abstain_threshold", f"{reader['threshold']:.2f}{note}")
         out.print(table)
         if articles:
             t = Table("published", "article", "title")

@@ -106,12 +106,12 @@ class Settings(BaseSettings):
     )
 
     # --- answering -----------------------------------------------------------
-    abstain_threshold: float = Field(
-        0.40,
+    abstain_threshold: float | None = Field(
+        None,
         ge=0.0,
         le=1.0,
-        description="Answers with a confidence (a calibrated probability) below this abstain; 0.40 maximised the mean "
-        "SQuAD 2.0 F1 of the dev sets (python -m eval.calibrate).",
+        description="Answers with a confidence (a calibrated probability) below this abstain. Unset: the threshold "
+        "calibrated with the reader (its calibration.json, written by python -m rag.training.calibrate).",
     )
     reader_dir: Path = Field(
         Path(__file__).resolve().parent / "models" / "reader",
@@ -123,6 +123,10 @@ class Settings(BaseSettings):
         "read_context neighbours); 0 reads whole passages."
     )
     read_context: int = Field(1, ge=0, description="Sentences read on each side of a chosen sentence.")
+    read_window_pieces: int = Field(
+        256, ge=64, le=512, description="Word pieces in one window the span model reads (question + passage); a "
+        "longer passage is read in overlapping windows."
+    )
     max_answer_pieces: int = Field(30, gt=0, description="Longest answer span, in word pieces (always within one sentence).")
     retrieval_weight: float = Field(
         2.0, ge=0.0, description="Weight of the passage's retrieval score (relative to the top passage's) added to "

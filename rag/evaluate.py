@@ -412,7 +412,7 @@ def _config(
         "fusion": settings.fusion,
         "k": k,
         "top_k": settings.top_k,
-        "threshold": settings.abstain_threshold,
+        "threshold": Pipeline(settings).abstain_threshold,
         "model": settings.model_name,
         "backend": settings.embed_backend,
         "articles_dir": str(settings.articles_dir),
@@ -486,7 +486,7 @@ def run_eval(
         raise RagError(f"No questions to evaluate in {qa_path}" + (f" with split={split!r}" if split else ""))
 
     pipeline = Pipeline(settings)
-    threshold = settings.abstain_threshold
+    threshold = pipeline.abstain_threshold
     main = (settings.retrieval_mode, settings.fusion if settings.retrieval_mode == "hybrid" else "rrf")
     runs = list(COMPARE_RUNS) if compare else []
     if main not in runs:
@@ -581,7 +581,7 @@ def run_eval_many(
         for r in sink:
             r.item = replace(r.item, id=f"{name}:{r.item.id}")
         combined_results.extend(sink)
-    threshold = settings.abstain_threshold
+    threshold = Pipeline(settings).abstain_threshold
     report = {**score_results(combined_results, k=k, threshold=threshold),
               "config": {**_config(settings, Path("+".join(str(p) for p in qa_paths)), k=k, split=split, warnings=[],
                                    n_loaded=len(combined_results)), "sets": sets}}

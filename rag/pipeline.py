@@ -143,8 +143,15 @@ class Pipeline:
         if self._span_model is None:
             with self._embedder_lock:
                 if self._span_model is None:
-                    self._span_model = SpanModel(self.settings.reader_dir)
+                    self._span_model = SpanModel(self.settings.reader_dir, max_pieces=self.settings.read_window_pieces)
         return self._span_model
+
+    @property
+    def abstain_threshold(self) -> float:
+        """The abstention threshold: the ``abstain_threshold`` setting when set, else the one
+        calibrated with the reader (``calibration.json``)."""
+        s = self.settings.abstain_threshold
+        return float(s) if s is not None else self.span_model.threshold
 
     def warm_up(self) -> None:
         self.embedder
@@ -505,8 +512,8 @@ class Pipeline:
         meta = {
             "embedding_model": s.model_name,
             "reader": str(s.reader_dir.name),
-            "settings": {k: getattr(s, k) for k in ("retrieval_mode", "fusion", "top_k", "read_passages",
-                                                    "read_sentences", "abstain_threshold")},
+            "settings": {**{k: getattr(s, k) for k in ("retrieval_mode", "fusion", "top_k", "read_passages",
+                                                       "read_sentences")}, "abstain_threshold": self.abstain_threshold},
         }
         return FeedbackStore(s.feedback_file).record(answer, self.index().articles, verdict, typed=typed, span=span,
                                                      meta=meta)
@@ -577,7 +584,7 @@ class Pipeline:
         cut = len(clean) > s.max_question_chars
         if cut:
             clean = clean[: s.max_question_chars]
-        threshold = s.abstain_threshold if threshold is None else threshold
+        threshold = self.abstain_threshold if threshold is None else threshold
         if not re.search(r"\w", clean):
             if cut:
                 notes.append(f"Your question was cut to its first {len(clean):,} characters.")

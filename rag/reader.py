@@ -11,7 +11,7 @@
    ``retrieval_weight`` x the passage's retrieval score relative to the top passage's.
 4. **Confidence** is a calibrated probability: a logistic function of the best span's margin
    and the lowest no-answer score among the windows read (Platt scaling, fit on the dev sets
-   by ``eval/calibrate.py``); the pipeline abstains below ``abstain_threshold``.
+   by ``rag/training/calibrate.py``); the pipeline abstains below ``abstain_threshold``.
 5. **Corroboration.** Other articles whose best span states the same answer (or near-duplicate
    passages folded into a hit that contain it) are cited too, one citation per article.
 6. **Disagreement.** Each other article's own best span (margin > 0) is an *alternative*, with
@@ -37,6 +37,7 @@ import numpy as np
 from .config import Settings
 from .index import IndexData
 from .span_model import SpanModel, best_spans
+from .spans import SpanCandidate, SpanRanker
 from .types import Citation, Hit, SourceCount, Version
 
 
@@ -58,7 +59,8 @@ class _Candidate:
     score: float  # start + end logit
     null: float  # the window's no-answer score
     retrieval: float  # passage score relative to the top hit's
-    combined: float = 0.0
+    combined: float = 0.0  # margin + retrieval_weight x retrieval: the model's own order
+    rank_score: float = 0.0  # the span ranker's score (rag.spans), or ``combined`` without one
 
     @property
     def margin(self) -> float:
@@ -82,6 +84,9 @@ class Reading:
     # Each article's own best span, best first: (confidence for it alone, its citation).
     alternatives: list[tuple[float, Citation]] = field(default_factory=list)
 
+
+SPANS_PER_WINDOW = 5  # each window's best spans that become candidates
+N_BEST = 20  # candidates the span ranker compares
 
 # The reading settings the confidence was calibrated with (rag/config.py; calibration.json).
 _DEFAULTS = {k: Settings.model_fields[k].default for k in
@@ -110,6 +115,7 @@ class Reader:
         self.max_answer_pieces = max_answer_pieces
         self.retrieval_weight = retrieval_weight
         self._row_of = {c.id: i for i, c in enumerate(data.chunks)}
+        self.ranker = SpanRanker(model.calibration.get("ranker"))
 
     # -- what the model reads ---------------------------------------------------------
     def passages(self, hits: list[Hit], qvec: np.ndarray | None) -> list[_Passage]:
@@ -161,15 +167,23 @@ class Reader:
         return _Passage(hit, spans[0][0], spans[-1][1], spans)
 
     # -- reading ----------------------------------------------------------------------
-    def read(self, question: str, hits: list[Hit], qvec: np.ndarray | None = None) -> Reading:
+    def candidates(self, question: str, hits: list[Hit], qvec: np.ndarray | None = None):
+        """Every candidate span of the passages read, in the model's own order (best first), the
+        windows' no-answer scores, the number of windows and the timings."""
         passages = self.passages(hits, qvec)
         if not passages:
-            return Reading(answer=None, confidence=0.0)
+            return [], np.zeros(0, np.float32), 0, {}
         top_score = max((h.score for h in hits), default=0.0)
         candidates, nulls, n_windows, timings = self._spans(question, passages, top_score)
+        candidates.sort(key=lambda c: -c.combined)
+        return candidates, nulls, n_windows, timings
+
+    def read(self, question: str, hits: list[Hit], qvec: np.ndarray | None = None) -> Reading:
+        candidates, nulls, n_windows, timings = self.candidates(question, hits, qvec)
         if not candidates:
             return Reading(answer=None, confidence=0.0, windows=n_windows, timings_ms=timings)
-        candidates.sort(key=lambda c: -c.combined)
+        top_score = max((h.score for h in hits), default=0.0)
+        candidates = self._choose(question, candidates)
         best = candidates[0]
         text = self.data.articles[best.article_id].text
         features = {
@@ -180,6 +194,7 @@ class Reader:
             "passage_rank": float(best.passage.hit.rank),
             "null_min": float(nulls.min()),
             "passages_with_a_span": float(len({id(c.passage) for c in candidates if c.margin > 0})),
+            "rank_score": best.rank_score,
         }
         confidence = self.model.confidence(features)
         # Each other article's own best span: from the passages read, and from near-duplicates of
@@ -212,6 +227,24 @@ class Reader:
             alternatives=alternatives,
         )
 
+    def _choose(self, question: str, candidates: list[_Candidate]) -> list[_Candidate]:
+        """The candidates, best first: by the learned span ranker (``rag.spans``) over the
+        ``N_BEST`` best by the model's own order, when the model has one; the rest after them."""
+        if not self.ranker:
+            for c in candidates:
+                c.rank_score = c.combined
+            return candidates
+        head, tail = candidates[:N_BEST], candidates[N_BEST:]
+        scores = self.ranker.scores(question, [
+            SpanCandidate(self.data.articles[c.article_id].text[c.start : c.end], c.margin, c.retrieval,
+                          c.passage.hit.rank) for c in head])
+        for c, sc in zip(head, scores):
+            c.rank_score = float(sc)
+        head.sort(key=lambda c: -c.rank_score)
+        for c in tail:
+            c.rank_score = float("-inf")
+        return head + tail
+
     def _spans(self, question: str, passages: list[_Passage], top_score: float):
         """Candidates of every window over ``passages`` (one model call), the windows' no-answer
         scores, the number of windows and the timings."""
@@ -222,6 +255,8 @@ class Reader:
         logits = self.model.logits(windows)
         t2 = time.perf_counter()
         nulls = logits.null()
+        if self.model.normalisation == "shared":  # one no-answer score for everything read
+            nulls = np.full(len(windows), logits.shared_null(), dtype=np.float32)
         candidates: list[_Candidate] = []
         for w, window in enumerate(windows):
             p = passages[window.passage]
@@ -230,7 +265,7 @@ class Reader:
             # relative to the top passage, in [0, 1] (a dense cosine can be negative)
             retrieval = min(1.0, max(0.0, p.hit.score / top_score)) if top_score > 0 else 1.0
             # The best span of each window, and the next ones for corroboration within it.
-            for score, s, e in spans[:3]:
+            for score, s, e in spans[:SPANS_PER_WINDOW]:
                 a = p.start + int(window.offsets[s, 0])
                 b = p.start + int(window.offsets[e, 1])
                 cand = _Candidate(p, a, b, score, float(nulls[w]), retrieval)

@@ -1,6 +1,6 @@
 """The span model: a fine-tuned MiniLM encoder with a start/end head, run by onnxruntime.
 
-The model (``rag/models/reader/``, trained by ``eval/train_reader.py``, its card in
+The model (``rag/models/reader/``, trained by ``rag/training/train.py``, its card in
 ``rag/models/reader/README.md``) scores each token of a question + passage window as the first
 and the last token of the answer. The [CLS] token's start + end score is the score of "no
 answer in this window". Serving imports no torch: the ONNX file and the tokenizer are all it
@@ -16,12 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import Settings
 from .errors import ModelNotFoundError
-from .windows import Window, load_tokenizer, make_windows, pad
+from .windows import MAX_PIECES, Window, load_tokenizer, make_windows, pad
 
-DEFAULT_READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+DEFAULT_READER_DIR: Path = Settings.model_fields["reader_dir"].default
 ONNX_FILE = "reader.onnx"
 CALIBRATION_FILE = "calibration.json"
+TRAINING_FILE = "training.json"
+DEFAULT_THRESHOLD = 0.5  # a model without a calibrated threshold: abstain below even odds
 
 
 @dataclass(slots=True)
@@ -33,11 +36,24 @@ class Logits:
         """Each window's no-answer score: [CLS] as start and end."""
         return self.start[:, 0] + self.end[:, 0]
 
+    def shared_null(self) -> float:
+        """The no-answer score of all the windows read together, for a model trained with shared
+        normalisation (``rag.training.data``): "no answer" is every window's [CLS], so its score
+        is the log-sum-exp of their start scores plus that of their end scores."""
+        if len(self.start) == 0:
+            return 0.0
+        return float(_logsumexp(self.start[:, 0]) + _logsumexp(self.end[:, 0]))
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    m = float(np.max(x))
+    return m + float(np.log(np.sum(np.exp(x - m))))
+
 
 class SpanModel:
     """Tokenizer + ONNX session of the reader; thread-safe (onnxruntime sessions are)."""
 
-    def __init__(self, model_dir: Path | None = None, threads: int | None = None):
+    def __init__(self, model_dir: Path | None = None, threads: int | None = None, max_pieces: int = MAX_PIECES):
         import onnxruntime as ort
 
         self.model_dir = Path(model_dir or DEFAULT_READER_DIR)
@@ -45,9 +61,10 @@ class SpanModel:
         if not path.is_file():
             raise ModelNotFoundError(
                 f"Reader model not found: {path} (setting reader_dir / env RAG_READER_DIR). It ships in the "
-                "repository under rag/models/reader/; train one with: python -m eval.train_reader"
+                "repository under rag/models/reader/; train one with: python -m rag.training.train"
             )
-        self.tokenizer = load_tokenizer(self.model_dir)
+        self.tokenizer = load_tokenizer(self.model_dir, max_pieces)
+        self.max_pieces = max_pieces
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
@@ -59,6 +76,16 @@ class SpanModel:
         self._inputs = {i.name for i in self.session.get_inputs()}
         cal = self.model_dir / CALIBRATION_FILE
         self.calibration: dict = json.loads(cal.read_text()) if cal.is_file() else {}
+        # How the model's scores compare across windows (its training.json): "shared" (trained with
+        # shared normalisation: one no-answer score for all windows read) or "window" (each alone).
+        trained = self.model_dir / TRAINING_FILE
+        self.normalisation: str = (json.loads(trained.read_text()) if trained.is_file() else {}).get(
+            "normalisation", "window")
+
+    @property
+    def threshold(self) -> float:
+        """The abstention threshold chosen with this model's confidence (``calibration.json``)."""
+        return float(self.calibration.get("threshold", DEFAULT_THRESHOLD))
 
     def windows(self, question: str, passages: list[str]) -> list[Window]:
         return make_windows(self.tokenizer, question, passages)
@@ -77,7 +104,7 @@ class SpanModel:
 
     def confidence(self, features: dict[str, float]) -> float:
         """Calibrated probability that the answer is right: a logistic function of the reader's
-        scores (Platt scaling, fit on the dev split by ``eval/calibrate.py``; the weights are in
+        scores (Platt scaling, fit on the dev split by ``rag/training/calibrate.py``; the weights are in
         ``calibration.json``). Without a calibration file, the sigmoid of the margin."""
         weights = self.calibration.get("weights") or {"margin": 1.0}
         z = self.calibration.get("bias", 0.0) + sum(w * features.get(k, 0.0) for k, w in weights.items())

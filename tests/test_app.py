@@ -101,7 +101,11 @@ def test_start_shows_index_and_settings(app):
 
     s = Settings()
     assert app.sidebar.slider(key="top_k").value == s.top_k
-    assert app.sidebar.slider(key="threshold").value == pytest.approx(s.abstain_threshold)
+    from rag.span_model import SpanModel
+
+    # unset, the threshold is the one calibrated with the reader
+    assert s.abstain_threshold is None
+    assert app.sidebar.slider(key="threshold").value == pytest.approx(SpanModel(s.reader_dir).threshold)
     assert app.sidebar.selectbox(key="mode").value == s.retrieval_mode
     assert app.sidebar.selectbox(key="mode").options == ["Hybrid (meaning + keywords)", "Dense (meaning only)",
                                                          "BM25 (keywords only)"]

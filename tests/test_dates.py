@@ -55,7 +55,7 @@ def test_disagreement_shows_both_versions_newest_first(news):
     assert [[c.article for c in v.citations] for v in ans.versions] == [["zorblax-2024-06.md"], ["zorblax-2024-02.md"]]
     arts = news.index().articles
     for v in ans.versions:
-        assert v.confidence >= news.settings.abstain_threshold
+        assert v.confidence >= news.abstain_threshold
         for c in v.citations:
             assert arts[c.article_id].text[c.start : c.end] == c.quote == v.answer
             assert c.published == arts[c.article_id].published

@@ -124,7 +124,7 @@ def test_corroborating_articles_are_cited(pipe):
 def test_a_question_the_articles_do_not_answer_abstains(pipe):
     ans = pipe.ask("Who won the 1998 football World Cup final in Paris?")
     assert ans.abstained and ans.answer is None and ans.citations == []
-    assert ans.candidate is None or ans.confidence < pipe.settings.abstain_threshold
+    assert ans.candidate is None or ans.confidence < pipe.abstain_threshold
 
 
 def test_calibration_ships_with_the_model():

@@ -1,8 +1,9 @@
-"""Smoke run of the reader's training code: a few steps on a handful of questions (CI never trains).
+"""The reader's training code: question groups, the shared-normalisation loss, the news dev
+split, reading a shipped ONNX reader back into torch, and a smoke run (CI never trains).
 
-It checks that the training split excludes the held-out articles, that a run writes weights
-the export can read, and that a second run with the same settings resumes from the
-checkpoint instead of starting over.
+The smoke run checks that the training data leaves out the held-out SQuAD articles and the
+news dev part, that a run writes weights the export can read, and that a second run with the
+same settings resumes from the checkpoint instead of starting over.
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ TINY = {
 }
 
 
+NEWS_TEXT = ("Rosneft buys Yugansk\n\nState-owned Rosneft bought the Yugansk unit for $9.3bn in December. "
+             "Yukos says it will ask Rosneft to repay a $900m loan.")
+NEWS = {"version": "v2.0", "data": [
+    {"title": f"business_00{i}", "paragraphs": [{"context": NEWS_TEXT, "qas": [
+        {"id": f"n{i}a", "question": "How much did Rosneft pay for Yugansk?",
+         "answers": [{"text": "$9.3bn", "answer_start": NEWS_TEXT.index("$9.3bn")}], "is_impossible": False},
+        {"id": f"n{i}b", "question": "How old is the head of Rosneft?", "answers": [], "is_impossible": True},
+    ]}]} for i in (1, 2)]}
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("squad") / "tiny.json"
@@ -46,78 +57,128 @@ def tiny(tmp_path_factory) -> Path:
     return path
 
 
-def test_training_runs_resumes_and_writes_weights(tiny, tmp_path, caplog):
+@pytest.fixture(scope="module")
+def news(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("news") / "news.json"
+    path.write_text(json.dumps(NEWS))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from rag.embed import resolve_model_path
+    from rag.windows import load_tokenizer
+
+    return load_tokenizer(resolve_model_path("all-MiniLM-L6-v2"))
+
+
+def test_news_dev_part_is_fixed_by_article_and_per_category():
+    from rag.squad import SquadArticle
+    from rag.training.data import news_dev_titles, split_news
+
+    arts = [SquadArticle(title=f"{cat}_{i:03d}") for cat in ("business", "sport") for i in range(1, 11)]
+    dev = news_dev_titles(arts)
+    assert len(dev) == 4 and sum(t.startswith("sport") for t in dev) == 2  # 20% of each category
+    assert dev == news_dev_titles(list(reversed(arts)))  # the order of the file does not matter
+    train = split_news(arts, "train")
+    assert {a.title for a in train} | dev == {a.title for a in arts} and not {a.title for a in train} & dev
+    with pytest.raises(ValueError, match="Choose from"):
+        split_news(arts, "test")
+
+
+def test_groups_hold_the_answer_window_and_unlabelled_distractors(tok, tiny, news):
+    from rag.embed import load_embedder
+    from rag.squad import load_squad, split_articles
+    from rag.training.data import build_groups
+
+    embedder = load_embedder("all-MiniLM-L6-v2", backend="onnx")
+    sources = [("squad", split_articles(load_squad(tiny), "train"), None), ("news", load_squad(news), None)]
+    groups = build_groups(sources, tok, embedder, other_article=1)
+    assert [g.source for g in groups] == ["squad"] * 2 + ["news"] * 4
+    for g in groups:
+        assert len(g.windows) == len(g.starts) == len(g.ends)
+        if g.answerable:
+            gold = [(w, s, e) for w, ss, ee in zip(g.windows, g.starts, g.ends) for s, e in zip(ss, ee)]
+            # every gold position quotes the answer
+            assert gold and all(tok.decode([int(i) for i in w.ids[s : e + 1]]) in ("france", "$ 9. 3bn")
+                                for w, s, e in gold)
+        else:
+            assert not any(g.starts) and not any(g.ends)
+    # a news question is read with a distractor from the other article (unlabelled: that one
+    # also says $9.3bn, so it is left out; here both articles are the same text)
+    news_groups = [g for g in groups if g.source == "news"]
+    assert all(len(g.windows) == 1 for g in news_groups if g.answerable)
+    assert any(len(g.windows) == 2 for g in news_groups if not g.answerable)
+
+
+def test_shared_normalisation_loss_is_one_softmax_over_all_windows():
+    torch = pytest.importorskip("torch")
+    from rag.training.data import Group
+    from rag.training.train import shared_norm_loss
+
+    start = torch.tensor([[0.0, 1.0, 3.0, 0.0], [2.0, 0.0, 1.0, 5.0]])
+    end = torch.tensor([[0.0, 2.0, 1.0, 0.0], [1.0, 0.0, 0.0, 4.0]])
+    mask = torch.tensor([[False, False, False, True], [False, False, False, False]])  # one padded token
+    answered = Group("q", [None, None], starts=[[2], []], ends=[[1], []])  # type: ignore[list-item]
+    loss = shared_norm_loss(start, end, mask, [answered])
+    valid_s = torch.tensor([0.0, 1.0, 3.0, 2.0, 0.0, 1.0, 5.0])
+    valid_e = torch.tensor([0.0, 2.0, 1.0, 1.0, 0.0, 0.0, 4.0])
+    want = ((torch.logsumexp(valid_s, 0) - 3.0) + (torch.logsumexp(valid_e, 0) - 2.0)) / 2
+    assert float(loss) == pytest.approx(float(want), abs=1e-5)
+    # unanswerable: the gold is every window's [CLS], summed over windows
+    none = Group("q", [None, None], starts=[[], []], ends=[[], []])  # type: ignore[list-item]
+    want = ((torch.logsumexp(valid_s, 0) - torch.logsumexp(torch.tensor([0.0, 2.0]), 0))
+            + (torch.logsumexp(valid_e, 0) - torch.logsumexp(torch.tensor([0.0, 1.0]), 0))) / 2
+    assert float(shared_norm_loss(start, end, mask, [none])) == pytest.approx(float(want), abs=1e-5)
+
+
+def test_a_shipped_onnx_reader_reads_back_into_torch():
     pytest.importorskip("torch")
-    from eval.train_reader import main
+    from rag.span_model import DEFAULT_READER_DIR
+    from rag.training.export import check, load_onnx_reader
+
+    model = load_onnx_reader(DEFAULT_READER_DIR)
+    assert check(model, DEFAULT_READER_DIR / "reader.onnx", DEFAULT_READER_DIR) < 1e-3
+
+
+def test_training_runs_resumes_and_writes_weights(tiny, news, tmp_path):
+    pytest.importorskip("torch")
+    from rag.training.train import main
 
     work, out = tmp_path / "work", tmp_path / "out"
-    args = ["--data", str(tiny), "--work", str(work), "--out", str(out), "--batch-size", "2", "--epochs", "2",
-            "--save-every", "1"]
+    args = ["--squad", str(tiny), "--news", str(news), "--news-repeat", "1", "--work", str(work), "--out", str(out),
+            "--batch-size", "4", "--epochs", "2", "--save-every", "1"]
     assert main([*args, "--max-steps", "1"]) == 0
     log = (work / "train.log").read_text()
-    assert "1 articles, 2 questions, 2 windows (1 point at [CLS])" in log  # Kenya held out
+    assert "squad: 1 articles, 1 paragraphs, 2 questions" in log  # Kenya held out
+    assert "news: 1 articles, 1 paragraphs, 2 questions" in log  # the news dev article held out
     assert (out / "model.safetensors").stat().st_size > 1_000_000
     meta = json.loads((out / "training.json").read_text())
-    assert meta["steps"] == 1 and meta["train_questions"] == 2
+    assert meta["steps"] == 1 and meta["train_groups"] == 4 and meta["normalisation"] == "shared"
 
-    # the same settings again with room for one more step: resumes at step 1
-    assert main([*args, "--max-steps", "1"]) == 0  # already done: nothing more to do
+    # the same settings again: resumes at step 1, nothing more to do
+    assert main([*args, "--max-steps", "1"]) == 0
     assert json.loads((out / "training.json").read_text())["steps"] == 1
     assert "resumed at step 1" in (work / "train.log").read_text()
 
 
-def test_reading_windows_are_shaped_like_serving(tiny, tmp_path):
-    """--windows reading: the window around the sentence closest to the question, the window
-    around the answer's sentence when that differs, labels that quote the gold answer."""
-    pytest.importorskip("torch")
-    from eval.train_reader import main, reading_examples
-    from rag.embed import load_embedder, resolve_model_path
-    from rag.squad import load_squad, split_articles
-    from rag.windows import load_tokenizer
-
-    tok = load_tokenizer(resolve_model_path("all-MiniLM-L6-v2"))
-    articles = split_articles(load_squad(tiny), "train")
-    embedder = load_embedder("all-MiniLM-L6-v2", backend="onnx")
-    examples, n = reading_examples(articles, tok, embedder, None, 13)
-    assert n == 2
-    answered = [(w, s, e) for w, s, e in examples if s > 0]
-    assert answered, "the answerable question has a window holding its answer"
-    for w, s, e in answered:
-        ctx = TINY["data"][0]["paragraphs"][0]["context"]
-        # the window's passage is a run of sentences of the paragraph; the label quotes "France"
-        assert tok.decode([int(i) for i in w.ids[s : e + 1]]) == "france"
-        assert int(w.offsets[s, 0]) >= 0 and ctx.find("France") >= 0
-    # the unanswerable question's windows all point at [CLS]
-    assert any(s == 0 for _, s, _ in examples)
-    out = tmp_path / "out"
-    assert main(["--data", str(tiny), "--work", str(tmp_path / "w"), "--out", str(out), "--batch-size", "2",
-                 "--max-steps", "1", "--windows", "reading"]) == 0
-    meta = json.loads((out / "training.json").read_text())
-    assert meta["config"]["windows"] == "reading" and meta["train_windows"] == len(examples)
-
-    # --windows both: the whole-paragraph windows (2, as in the run above) and the reading windows
-    out = tmp_path / "both"
-    assert main(["--data", str(tiny), "--work", str(tmp_path / "w2"), "--out", str(out), "--batch-size", "2",
-                 "--max-steps", "1", "--windows", "both"]) == 0
-    assert json.loads((out / "training.json").read_text())["train_windows"] == 2 + len(examples)
-
-
-def test_continued_training_chooses_windows_with_the_serving_embedder(tiny, tmp_path, monkeypatch):
-    """--model pointing at a trained reader continues from its weights, but the reading windows
-    are still chosen by the serving embedder (the reader's weights are no sentence embedder)."""
+def test_continued_training_from_the_shipped_reader_chooses_distractors_with_the_serving_embedder(
+        tiny, tmp_path, monkeypatch):
+    """--model pointing at the shipped reader (an ONNX file only) continues from its weights, and
+    the distractors are still chosen by the serving embedder (the reader is no sentence embedder)."""
     pytest.importorskip("torch")
     import rag.embed
-    from eval.train_reader import main
     from rag.config import Settings
+    from rag.span_model import DEFAULT_READER_DIR
+    from rag.training.train import main
 
-    first = tmp_path / "first"
-    assert main(["--data", str(tiny), "--work", str(tmp_path / "w1"), "--out", str(first), "--batch-size", "2",
-                 "--max-steps", "1"]) == 0
     loaded = []
     real = rag.embed.load_embedder
     monkeypatch.setattr(rag.embed, "load_embedder", lambda name, **kw: loaded.append(name) or real(name, **kw))
     out = tmp_path / "cont"
-    assert main(["--data", str(tiny), "--model", str(first), "--work", str(tmp_path / "w2"), "--out", str(out),
-                 "--batch-size", "2", "--max-steps", "1", "--windows", "reading"]) == 0
+    assert main(["--squad", str(tiny), "--news", "none", "--model", str(DEFAULT_READER_DIR), "--work",
+                 str(tmp_path / "w"), "--out", str(out), "--batch-size", "4", "--max-steps", "1"]) == 0
     assert loaded == [Settings().model_name]
-    assert json.loads((out / "training.json").read_text())["base_model"] == str(first)
+    meta = json.loads((out / "training.json").read_text())
+    assert meta["base_model"] == str(DEFAULT_READER_DIR)
+    assert meta["final_loss_mean_last_50"] < 3.0  # a trained reader, not a fresh head (about 6 at the start)

@@ -259,10 +259,11 @@ with st.sidebar:
     top_k = st.slider("Passages to show", 1, max(20, settings.top_k), settings.top_k, key="top_k",
                       help=f"How many retrieved passages are shown as sources and, after an abstention, as "
                       f"related reading; the reader reads the best {settings.read_passages} of them.")
-    threshold = st.slider("Abstention threshold", 0.0, 1.0, float(settings.abstain_threshold), 0.01,
+    threshold = st.slider("Abstention threshold", 0.0, 1.0, float(pipe.abstain_threshold), 0.01,
                           key="threshold",
                           help="Answers with a confidence below this are withheld: the app says the "
-                          "articles don't answer the question.")
+                          "articles don't answer the question. The default is the threshold calibrated "
+                          "with the reader.")
     mode = st.selectbox("Retrieval", MODES, index=MODES.index(settings.retrieval_mode), key="mode",
                         format_func=MODE_HELP.get)
     st.caption("Published between (both empty: every article, dated or not; a date set leaves undated articles out)")

@@ -1,7 +1,7 @@
 """Export the trained reader to the one ONNX file that serving loads (``rag/models/reader/reader.onnx``).
 
-    python -m eval.export_reader --from ~/.cache/rag/reader-train/final --precision fp16
-    python -m eval.export_reader --from ... --precision int8
+    python -m rag.training.export --from ~/.cache/rag/reader-train/final --precision fp16
+    python -m rag.training.export --from ... --precision int8
 
 The model is traced with eager attention and fused with onnxruntime's BERT optimizer (the
 same recipe as the embedder's export, checked against the plain export). Then either
@@ -30,7 +30,8 @@ from rag.embed import _fuse, eager_attention
 from rag.span_model import DEFAULT_READER_DIR, ONNX_FILE
 from rag.windows import load_tokenizer, make_windows, pad
 
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "config.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "config.json",
+                   "training.json")
 
 
 def export(src: Path, out_dir: Path, precision: str) -> Path:
@@ -38,7 +39,7 @@ def export(src: Path, out_dir: Path, precision: str) -> Path:
     import torch
     from transformers import BertForQuestionAnswering
 
-    if src.suffix == ".pt":  # a training checkpoint (eval.train_reader): the base model + its state
+    if src.suffix == ".pt":  # a training checkpoint (rag.training.train): the base model + its state
         from rag.embed import resolve_model_path
 
         state = torch.load(src, map_location="cpu", weights_only=False)
@@ -121,6 +122,58 @@ def fp16_storage(model, min_size: int = 1024):
     return model
 
 
+def load_onnx_reader(model_dir: Path):
+    """The torch ``BertForQuestionAnswering`` of an exported reader (``reader.onnx`` + ``config.json``).
+
+    The inverse of :func:`export` for the fused fp32/fp16 graphs it writes, so a shipped reader
+    (only its ONNX file is in the repository) can be trained further: named initializers map to
+    their module by name, each MatMul's weight by the module path in its output's name (stored
+    transposed), and each fused Attention's QKV weight and bias split in three. An int8 export
+    cannot be read back. Checked against onnxruntime by :func:`check`.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    graph = onnx.load(str(Path(model_dir) / ONNX_FILE)).graph
+    arrays = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for n in graph.node:  # fp16 storage: name__fp16 -> Cast -> name
+        if n.op_type == "Cast" and n.input[0] in arrays:
+            arrays[n.output[0]] = arrays[n.input[0]]
+    if any(a.dtype == np.int8 for a in arrays.values()):
+        raise ValueError(f"{model_dir}: an int8 export cannot be trained further; export fp16 or fp32")
+    state: dict[str, np.ndarray] = {}
+    for name, arr in arrays.items():
+        if name.startswith("m.") and not name.endswith("__fp16"):
+            state[name[2:]] = arr
+    layer = 0
+    for n in graph.node:
+        if n.op_type == "MatMul" and n.input[1] in arrays:
+            out = n.output[0]
+            if out.startswith("/m/") and out.endswith("/MatMul_output_0"):
+                module = out[len("/m/"):-len("/MatMul_output_0")].replace("/", ".")
+            else:
+                module = "qa_outputs"  # the head: the graph's last MatMul, named by onnx
+            state[f"{module}.weight"] = arrays[n.input[1]].T
+        elif n.op_type == "Attention":
+            w, b = arrays[n.input[1]], arrays[n.input[2]]
+            hidden = w.shape[0]
+            for k, part in enumerate(("query", "key", "value")):
+                prefix = f"bert.encoder.layer.{layer}.attention.self.{part}"
+                state[f"{prefix}.weight"] = w[:, k * hidden : (k + 1) * hidden].T
+                state[f"{prefix}.bias"] = b[k * hidden : (k + 1) * hidden]
+            layer += 1
+    model = BertForQuestionAnswering(BertConfig.from_pretrained(str(model_dir)))
+    tensors = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise ValueError(f"{model_dir}: could not map the ONNX graph to the model (missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]})")
+    return model.float().eval()
+
+
 def check(model, onnx_path: Path, src: Path) -> float:
     """Largest difference between torch and onnxruntime logits on a few real windows."""
     import onnxruntime as ort
@@ -144,7 +197,7 @@ def check(model, onnx_path: Path, src: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--from", dest="src", type=Path, required=True, help="folder written by eval.train_reader, or one of its checkpoint.pt files")
+    ap.add_argument("--from", dest="src", type=Path, required=True, help="folder written by rag.training.train, or one of its checkpoint.pt files")
     ap.add_argument("--out", type=Path, default=DEFAULT_READER_DIR)
     ap.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
     args = ap.parse_args(argv)

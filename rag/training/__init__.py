@@ -1,0 +1,1 @@
+"""Training, export and calibration of the span reader (torch is imported only here, never when serving)."""

@@ -1,0 +1,63 @@
+"""The choice among the n-best spans (rag.spans): features that know what was asked, the ranker.
+
+Pure functions of text and scores: no model, no index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.spans import SpanCandidate, SpanRanker, features, question_type, shape
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("When did Rosneft buy Yugansk?", "when"),
+    ("How many jobs will go?", "how_many"),
+    ("How much did the deal cost?", "how_much"),
+    ("How did he win?", "how"),
+    ("Whose shares fell?", "who"),
+    ("In which constituency did she stand?", "which"),
+    ("Name the winner.", "other"),
+])
+def test_question_type(question, kind):
+    assert question_type(question) == kind
+
+
+def test_span_shapes():
+    assert shape("$9.3bn")["currency"] == 1.0 and shape("$9.3bn")["digit"] == 1.0
+    assert shape("December 2004")["date"] == 1.0 and shape("December 2004")["year"] == 1.0
+    assert shape("12%")["percent"] == 1.0
+    assert shape("Tony Blair")["capitalised"] == 1.0 and shape("the prime minister")["capitalised"] == 0.0
+    assert shape("the bank")["currency"] == 0.0  # a currency word needs a number
+
+
+def test_features_cross_the_question_with_the_span():
+    cands = [SpanCandidate("$9.3bn", 4.0, 1.0, 1), SpanCandidate("December", 3.0, 0.5, 2),
+             SpanCandidate("Rosneft", 1.0, 1.0, 1)]
+    names, X = features("When did Rosneft buy the Yugansk unit?", cands)
+    f = {n: X[:, i] for i, n in enumerate(names)}
+    assert list(f["when_x_date"]) == [0.0, 1.0, 0.0]
+    assert list(f["how_much_x_currency"]) == [0.0, 0.0, 0.0]  # not a "how much" question
+    assert list(f["all_in_question"]) == [0.0, 0.0, 1.0]  # "Rosneft" only repeats the question
+    assert list(f["gap"]) == [0.0, 1.0, 3.0] and list(f["first_passage"]) == [1.0, 0.0, 1.0]
+
+
+def test_agreement_counts_other_candidates_stating_the_same_answer():
+    cands = [SpanCandidate("$9.3bn", 4.0, 1.0, 1), SpanCandidate("$9.3bn", 2.0, 0.8, 2),
+             SpanCandidate("Yukos", 3.0, 1.0, 1)]
+    names, X = features("How much was paid?", cands)
+    agree = X[:, names.index("agree")]
+    assert agree[0] == agree[1] == pytest.approx(np.log(2)) and agree[2] == 0.0
+
+
+def test_ranker_without_weights_keeps_the_models_order_and_with_weights_uses_them():
+    cands = [SpanCandidate("$9.3bn", 4.0, 1.0, 1), SpanCandidate("December", 3.0, 0.5, 2)]
+    assert list(SpanRanker(None).scores("When?", cands)) == [4.0, 3.0]
+    assert not SpanRanker(None)
+    names, X = features("When did it happen?", cands)
+    spec = {"features": ["when_x_date", "margin"], "weights": [5.0, 1.0], "bias": 0.0,
+            "mean": [0.0, 0.0], "scale": [1.0, 1.0]}
+    scores = SpanRanker(spec).scores("When did it happen?", cands)
+    assert scores[1] > scores[0]  # the date wins for a "when" question
+    assert scores[1] == pytest.approx(5.0 + 3.0)
