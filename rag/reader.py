@@ -4,14 +4,20 @@
    only the sentences of each passage closest to the question (the cosine of each sentence's
    stored vector, pooled at build time, to the question vector) and ``read_context`` sentences
    around them are read, which keeps the model's input short; 0 reads whole passages.
-2. **Spans.** Every window (question + passage text, at most 256 word pieces) goes through the
-   model in one batch. A span lies inside one sentence and holds at most ``max_answer_pieces``
-   word pieces. Its *margin* is its start + end score minus the window's no-answer score.
-3. **Choice.** The best span over all windows wins on its margin plus
-   ``retrieval_weight`` x the passage's retrieval score relative to the top passage's.
-4. **Confidence** is a calibrated probability: a logistic function of the best span's margin
-   and the lowest no-answer score among the windows read (Platt scaling, fit on the dev sets
-   by ``rag/training/calibrate.py``); the pipeline abstains below ``abstain_threshold``.
+2. **Spans.** Every window (question + passage text, at most ``read_window_pieces`` word
+   pieces) goes through the model in one batch. A span lies inside one sentence and holds at
+   most ``max_answer_pieces`` word pieces. Its *margin* is its start + end score minus the
+   no-answer score: for a model trained with shared normalisation (``rag.training.data``) one
+   no-answer score over all windows read, so margins compare across windows; for an older
+   model, its own window's.
+3. **Choice.** Candidates are ordered by margin plus ``retrieval_weight`` x the passage's
+   retrieval score relative to the top passage's; then, when ``calibration.json`` has one, the
+   learned span ranker (``rag.spans``) reorders them by what was asked (a date for "when", a
+   number for "how many", not the question's own words).
+4. **Confidence** is a calibrated probability: a logistic function of the chosen span's scores
+   (Platt scaling, fit on the dev sets by ``rag.training.calibrate``); the pipeline abstains
+   below the threshold calibrated with it (``calibration.json``; the ``abstain_threshold``
+   setting overrides it).
 5. **Corroboration.** Other articles whose best span states the same answer (or near-duplicate
    passages folded into a hit that contain it) are cited too, one citation per article.
 6. **Disagreement.** Each other article's own best span (margin > 0) is an *alternative*, with
@@ -29,7 +35,6 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +43,7 @@ from .config import Settings
 from .index import IndexData
 from .span_model import SpanModel, best_spans
 from .spans import SpanCandidate, SpanRanker
+from .spans import normalise as _norm
 from .types import Citation, Hit, SourceCount, Version
 
 
@@ -86,7 +92,7 @@ class Reading:
 
 
 SPANS_PER_WINDOW = 5  # each window's best spans that become candidates
-N_BEST = 20  # candidates the span ranker compares
+N_BEST = 30  # candidates the span ranker compares (in practice all: read_passages x windows x SPANS_PER_WINDOW)
 
 # The reading settings the confidence was calibrated with (rag/config.py; calibration.json).
 _DEFAULTS = {k: Settings.model_fields[k].default for k in
@@ -204,6 +210,9 @@ class Reader:
         if folded:
             t = time.perf_counter()
             extra, _, n_extra, _ = self._spans(question, folded, top_score)
+            if extra:
+                extra.sort(key=lambda c: -c.combined)
+                extra = self._choose(question, extra)  # their rank scores, for their confidence
             others = sorted(others + extra, key=lambda c: -c.combined)
             timings["folded"] = (time.perf_counter() - t) * 1000
             n_windows += n_extra
@@ -214,7 +223,7 @@ class Reader:
                 continue
             seen.add(c.article_id)
             alt = {**features, "margin": c.margin, "span_score": c.score, "null_score": c.null,
-                   "retrieval": c.retrieval, "passage_rank": float(c.passage.hit.rank)}
+                   "retrieval": c.retrieval, "passage_rank": float(c.passage.hit.rank), "rank_score": c.rank_score}
             alternatives.append((self.model.confidence(alt), self._citation(c.article_id, c.start, c.end,
                                                                              c.passage.hit.rank)))
         return Reading(
@@ -241,8 +250,9 @@ class Reader:
         for c, sc in zip(head, scores):
             c.rank_score = float(sc)
         head.sort(key=lambda c: -c.rank_score)
+        floor = head[-1].rank_score - 1.0  # below every ranked one, and finite (a confidence feature)
         for c in tail:
-            c.rank_score = float("-inf")
+            c.rank_score = floor
         return head + tail
 
     def _spans(self, question: str, passages: list[_Passage], top_score: float):
@@ -331,11 +341,6 @@ def _sentence_around(text: str, a: int, b: int) -> tuple[int, int]:
         if s <= a and b <= e:
             return s, e
     return line_start, line_end
-
-
-def _norm(s: str) -> str:
-    s = unicodedata.normalize("NFKC", s).lower()
-    return " ".join(re.sub(r"[^\w%$£€.]+", " ", s).split())
 
 
 def source_counts(citations: list[Citation], hits: list[Hit]) -> list[SourceCount]:

@@ -91,7 +91,7 @@ def features(question: str, candidates: list[SpanCandidate]) -> tuple[list[str],
     qtype = question_type(question)
     qwords = _content(question)
     best = max((c.margin for c in candidates), default=0.0)
-    norms = [_norm(c.text) for c in candidates]
+    norms = [normalise(c.text) for c in candidates]
     rows = []
     names: list[str] = []
     for c, key in zip(candidates, norms):
@@ -137,6 +137,7 @@ class SpanRanker:
         return Z @ np.asarray(self.spec["weights"]) + float(self.spec["bias"])
 
 
-def _norm(s: str) -> str:
+def normalise(s: str) -> str:
+    """An answer's text for comparing answers: NFKC, lower case, punctuation but % $ £ € . as spaces."""
     s = unicodedata.normalize("NFKC", s).lower()
     return " ".join(re.sub(r"[^\w%$£€.]+", " ", s).split())
