@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import metrics as M
+from .span_model import abstain_threshold
 
 REPORT_KEYS = ("n", "retrieval", "answer", "abstention", "latency_ms", "misses", "config")
 DEFAULT_REPORT_DIR = Path("eval") / "reports"
@@ -412,7 +413,7 @@ def _config(
         "fusion": settings.fusion,
         "k": k,
         "top_k": settings.top_k,
-        "threshold": Pipeline(settings).abstain_threshold,
+        "threshold": abstain_threshold(settings),
         "model": settings.model_name,
         "backend": settings.embed_backend,
         "articles_dir": str(settings.articles_dir),
@@ -486,7 +487,7 @@ def run_eval(
         raise RagError(f"No questions to evaluate in {qa_path}" + (f" with split={split!r}" if split else ""))
 
     pipeline = Pipeline(settings)
-    threshold = pipeline.abstain_threshold
+    threshold = abstain_threshold(settings)
     main = (settings.retrieval_mode, settings.fusion if settings.retrieval_mode == "hybrid" else "rrf")
     runs = list(COMPARE_RUNS) if compare else []
     if main not in runs:
@@ -581,7 +582,7 @@ def run_eval_many(
         for r in sink:
             r.item = replace(r.item, id=f"{name}:{r.item.id}")
         combined_results.extend(sink)
-    threshold = Pipeline(settings).abstain_threshold
+    threshold = abstain_threshold(settings)
     report = {**score_results(combined_results, k=k, threshold=threshold),
               "config": {**_config(settings, Path("+".join(str(p) for p in qa_paths)), k=k, split=split, warnings=[],
                                    n_loaded=len(combined_results)), "sets": sets}}

@@ -23,7 +23,7 @@ from .embed import Embedder, embedder_info, load_embedder
 from .errors import IndexCorruptError, IndexIncompatibleError, IngestError
 from .index import FORMAT_VERSION, IndexData, IndexStore, bm25_tokenize, now_iso, read_bm25_tokens
 from .ingest import load_folder
-from .span_model import SpanModel
+from .span_model import SpanModel, abstain_threshold
 from .retrieve import date_mask, retrieve
 from .types import Answer, BuildReport, Chunk, Skipped
 
@@ -150,8 +150,7 @@ class Pipeline:
     def abstain_threshold(self) -> float:
         """The abstention threshold: the ``abstain_threshold`` setting when set, else the one
         calibrated with the reader (``calibration.json``)."""
-        s = self.settings.abstain_threshold
-        return float(s) if s is not None else self.span_model.threshold
+        return abstain_threshold(self.settings)
 
     def warm_up(self) -> None:
         self.embedder
