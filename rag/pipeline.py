@@ -9,26 +9,21 @@ import re
 import shutil
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, integrity
-from .reader import Reader, source_counts, versions
-from .chunk import chunk_articles
+from .build import Progress, build_local, small_update
 from .config import Settings
-from .embed import Embedder, embedder_info, load_embedder
-from .errors import IndexCorruptError, IndexIncompatibleError, IngestError
-from .index import FORMAT_VERSION, IndexData, IndexStore, bm25_tokenize, now_iso, read_bm25_tokens
-from .ingest import load_folder
-from .span_model import SpanModel
+from .embed import Embedder, load_embedder
+from .errors import IngestError
+from .index import IndexData, IndexStore
+from .reader import Reader, source_counts, versions
 from .retrieve import date_mask, retrieve
-from .types import Answer, BuildReport, Chunk, Skipped
+from .span_model import SpanModel
+from .types import Answer, BuildReport, Skipped
 
-# progress(stage, done, total): stages are "read", "embed", "write".
-Progress = Callable[[str, int, int], None]
 History = Sequence[object]
 
 _FOLLOWUP_START = re.compile(r"^\s*(and|also|then|so|but|what about|how about|and what about)\b", re.I)
@@ -128,12 +123,10 @@ class Pipeline:
         return self._build_embedder
 
     def _embedder_for(self, new_articles: Sequence) -> Embedder:
-        """The build backend, or for a small update the question embedder when the build one
-        is not loaded yet (measured on BBC, adding 10 articles: 4.2 s of the 8.6 s went into
-        loading torch, 0.4 s into embedding their 28 chunks)."""
-        s = self.settings
-        if self._build_embedder is None and not self._embedder_injected and s.build_backend != s.embed_backend:
-            if sum(len(a.text) for a in new_articles) < s.small_build_chars:
+        """The build backend, or for a small update (``build.small_update``) the question embedder
+        when the build one is not loaded yet: loading torch costs more than embedding a few chunks."""
+        if self._build_embedder is None and not self._embedder_injected:
+            if small_update(self.settings, sum(len(a.text) for a in new_articles)):
                 return self.embedder
         return self.build_embedder
 
@@ -183,35 +176,6 @@ class Pipeline:
         return reader
 
     # -- building ---------------------------------------------------------------------
-    def _reusable(self, warnings: list[str]) -> IndexData | None:
-        """The current index, if its vectors may be reused (same model, chunking, format)."""
-        if not self.store.exists():
-            return None
-        try:
-            data = self.index()  # the loaded copy when it is current: no second read from disk
-        except (IndexIncompatibleError, IndexCorruptError) as exc:
-            warnings.append(f"previous index not reused: {exc}")
-            return None
-        m = data.manifest
-        if m.get("chunking") != self.settings.chunking_signature() or m.get("embedding") != self._embedding_signature():
-            warnings.append("previous index built with other chunking or embedding settings: re-embedding everything")
-            return None
-        return data
-
-    @staticmethod
-    def _reuse_checked(prev: IndexData, warnings: list[str]) -> bool:
-        """Hash what a build reuses but loading did not (sentence vectors, BM25 tokens), so that a
-        damaged file is never carried into the new version under a fresh checksum."""
-        try:
-            integrity.check(prev.path, prev.manifest, hash_files=integrity.NOT_HASHED_AT_LOAD)
-        except IndexCorruptError as exc:
-            warnings.append(f"previous index not reused, re-embedding everything: {exc}")
-            return False
-        return True
-
-    def _embedding_signature(self) -> dict:
-        return {"model_name": self.settings.model_name, "int8": self.settings.onnx_int8}
-
     def build(
         self,
         articles_dir: Path | None = None,
@@ -223,8 +187,9 @@ class Pipeline:
     ) -> BuildReport:
         """Bring the index in line with the articles folder, embedding only what changed.
 
-        ``engine`` (default: the ``engine`` setting) is ``local`` or ``ray``: a Ray build reads,
-        chunks and embeds on a cluster (``rag.ray_build``) and publishes the same way.
+        ``engine`` (default: the ``engine`` setting) is ``local`` (``rag.build``) or ``ray``: a Ray
+        build reads, chunks and embeds on a cluster (``rag.ray_build``) and plans, assembles and
+        publishes through ``rag.build`` too.
         """
         s = self.settings
         engine = engine or s.engine
@@ -236,171 +201,9 @@ class Pipeline:
             if engine == "ray":
                 from .ray_build import build_on_ray  # Ray is imported only here (the [ray] extra)
 
-                return build_on_ray(self, folder, report, full=full, progress=progress, t0=t0)
-            ingest = load_folder(folder, s.max_file_bytes, s.max_export_bytes)
-            report.skipped = ingest.skipped
-            report.warnings = ingest.warnings
-            report.duplicates = ingest.duplicates
-            if progress:
-                progress("read", len(ingest.articles), len(ingest.articles))
-            report.seconds["read"] = time.perf_counter() - t0
-            if not ingest.articles:
-                reasons = "; ".join(f"{x.file}: {x.reason}" for x in ingest.skipped) or "no .txt, .md, .html, .pdf, .jsonl or .csv files"
-                raise IngestError(f"No usable articles in {folder}/ ({reasons})")
-
-            prev = None if full else self._reusable(report.warnings)
-            files = self._classify(ingest.articles, prev, report)
-            if self._up_to_date(prev, ingest.articles, files, report, t0):
-                return report
-            if prev is not None and not self._reuse_checked(prev, report.warnings):
-                prev_files = prev.manifest.get("files", {})
-                prev = None
-                report.reused = []
-                report.updated = [a.file for a in ingest.articles if a.file in prev_files]
-                report.added = [a.file for a in ingest.articles if a.file not in prev_files]
-
-            new_articles = [a for a in ingest.articles if prev is None or a.id not in prev.articles]
-            # Only removals: nothing to chunk or embed, so the model is not loaded.
-            tm = time.perf_counter()
-            embedder = self._embedder_for(new_articles) if new_articles else None
-            report.seconds["model"] = time.perf_counter() - tm  # 0 when already loaded (the app, the eval)
-            report.embedding = embedder_info(embedder) if embedder is not None else {}
-            t1 = time.perf_counter()
-            new_chunks: dict[str, list[Chunk]] = {}
-            if new_articles:
-                new_chunks = chunk_articles(
-                    new_articles,
-                    chunk_tokens=s.chunk_tokens,
-                    chunk_overlap=s.chunk_overlap,
-                    encoding=s.tiktoken_encoding,
-                    count_pieces=embedder.count_pieces,
-                    max_pieces=embedder.max_pieces,
-                )
-            flat = [c for a in new_articles for c in new_chunks[a.id]]
-            report.seconds["chunk"] = time.perf_counter() - t1
-
-            t2 = time.perf_counter()
-            embed_progress = (lambda done, total: progress("embed", done, total)) if progress else None
-            if embedder is not None:
-                if progress:
-                    progress("embed", 0, len(flat))  # starts the stage's clock: chunks/s counts from here
-                vecs, sent_vecs = embedder.encode_with_spans(
-                    [c.text for c in flat],
-                    [[(a - c.start, b - c.start) for a, b in c.sentences] for c in flat],
-                    embed_progress,
-                )
-            else:
-                vecs, sent_vecs = np.zeros((0, prev.manifest["dimension"]), np.float32), []
-            report.embedded_chunks = len(flat)
-            report.embedded_tokens = sum(c.n_tokens for c in flat)
-            report.seconds["embed"] = time.perf_counter() - t2
-
-            t3 = time.perf_counter()
-            if progress:
-                progress("write", 0, 1)
-            new_rows = {c.id: i for i, c in enumerate(flat)}
-            chunks: list[Chunk] = []
-            vec_parts: list[np.ndarray] = []
-            sent_parts: list[np.ndarray] = []
-            for a in ingest.articles:
-                if a.id in new_chunks:
-                    for c in new_chunks[a.id]:
-                        chunks.append(c)
-                        vec_parts.append(vecs[new_rows[c.id]][None])
-                        sent_parts.append(sent_vecs[new_rows[c.id]])
-                else:
-                    old_chunks, old_vecs, old_sents = prev.article_vectors(a.id)
-                    chunks.extend(old_chunks)
-                    vec_parts.append(old_vecs)
-                    sent_parts.extend(old_sents)
-            dim = embedder.dim if embedder is not None else prev.manifest["dimension"]
-            max_pieces = embedder.max_pieces if embedder is not None else prev.manifest["max_pieces"]
-            vectors = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float32)
-            sent_vectors = np.concatenate(sent_parts) if sent_parts else np.zeros((0, dim), np.float32)
-            # BM25 tokens of unchanged chunks come from the previous version; only new chunks are tokenized.
-            old_tokens = read_bm25_tokens(prev.path, prev.chunks) if prev is not None else {}
-            bm25_tokens: list[list[str] | None] = [old_tokens.get(c.id) for c in chunks]
-            todo = [i for i, t in enumerate(bm25_tokens) if t is None]
-            if todo:
-                for i, t in zip(todo, bm25_tokenize([chunks[i].text for i in todo])):
-                    bm25_tokens[i] = t
-            self._publish(ingest.articles, chunks, files, vectors, sent_vectors, bm25_tokens, dim, max_pieces,
-                          report, progress, t3)
-        report.seconds["total"] = time.perf_counter() - t0
-        return report
-
-    def _publish(self, articles: Sequence, chunks: Sequence[Chunk], files: dict[str, str], vectors, sent_vectors,
-                 bm25_tokens, dim: int, max_pieces: int, report: BuildReport, progress: Progress | None,
-                 t_start: float) -> None:
-        """Write and switch to the new version (both engines publish through here)."""
-        report.version = self.store.write(
-            articles=articles,
-            chunks=chunks,
-            vectors=vectors,
-            sent_vectors=sent_vectors,
-            manifest=self._manifest(articles, chunks, files, dim, max_pieces),
-            exact_max=self.settings.exact_search_max,
-            bm25_tokens=bm25_tokens,
-        )
-        report.n_chunks = len(chunks)
-        if progress:
-            progress("write", 1, 1)
-        report.seconds["write"] = time.perf_counter() - t_start
-
-    def _classify(self, articles: Sequence, prev: IndexData | None, report: BuildReport) -> dict[str, str]:
-        """Sort the folder's articles into added / updated / reused / removed against the
-        previous version; returns every file name -> article id (both engines)."""
-        prev_files: dict[str, str] = prev.manifest.get("files", {}) if prev else {}
-        files = {name: a.id for a in articles for name in [a.file, *a.aliases]}
-        for a in articles:
-            if prev is not None and a.id in prev.articles:
-                report.reused.append(a.file)
-            elif a.file in prev_files:
-                report.updated.append(a.file)
-            else:
-                report.added.append(a.file)
-        report.removed = sorted(f for f in prev_files if f not in files)
-        report.n_articles = len(articles)
-        return files
-
-    @staticmethod
-    def _up_to_date(prev: IndexData | None, articles: Sequence, files: dict[str, str], report: BuildReport,
-                    t0: float) -> bool:
-        """True (and the report says so) when the folder holds exactly the indexed articles, from
-        the same bytes (a new date or title alone rewrites the version with the same vectors)."""
-        if prev is None or files != prev.manifest.get("files", {}):
-            return False
-        prev_meta = prev.manifest.get("articles", {})
-        if not all(prev_meta.get(a.id, {}).get("sha256") == a.source_sha256 for a in articles):
-            return False
-        report.unchanged = True
-        report.version = prev.version
-        report.n_chunks = len(prev.chunks)
-        report.seconds["total"] = time.perf_counter() - t0
-        return True
-
-    def _manifest(self, articles: Sequence, chunks: Sequence[Chunk], files: dict[str, str], dim: int,
-                  max_pieces: int) -> dict:
-        """The manifest of a new version (both engines write the same one)."""
-        s = self.settings
-        per_article = Counter(c.article_id for c in chunks)
-        return {
-            "format_version": FORMAT_VERSION,
-            "rag_version": __version__,
-            "model_name": s.model_name,
-            "embedding": self._embedding_signature(),
-            "dimension": dim,
-            "max_pieces": max_pieces,
-            "chunking": s.chunking_signature(),
-            "articles": {
-                a.id: {"file": a.file, "aliases": a.aliases, "sha256": a.source_sha256, "title": a.title,
-                       "published": a.published, "chunks": per_article[a.id]}
-                for a in articles
-            },
-            "files": files,
-            "built_at": now_iso(),
-            "n_chunks": len(chunks),
-        }
+                return build_on_ray(self.store, s, folder, report, full=full, load=self.index, progress=progress, t0=t0)
+            return build_local(self.store, s, folder, report, full=full, load=self.index,
+                               embedder_for=self._embedder_for, progress=progress, t0=t0)
 
     def ensure_index(self, progress: Progress | None = None) -> BuildReport:
         """Build (incrementally) when the index is missing or differs from the articles folder.
