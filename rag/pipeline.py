@@ -5,8 +5,6 @@ The CLI, the Streamlit app and the eval harness are thin shells over ``Pipeline`
 
 from __future__ import annotations
 
-import re
-import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -14,65 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
+from . import library, questions
 from .build import Progress, build_local, small_update
 from .config import Settings
 from .embed import Embedder, load_embedder
-from .errors import IngestError
 from .index import IndexData, IndexStore
 from .reader import Reader, source_counts, versions
 from .retrieve import date_mask, retrieve
+from .questions import History, resolve_followup
 from .span_model import SpanModel
-from .types import Answer, BuildReport, Skipped
-
-History = Sequence[object]
-
-_FOLLOWUP_START = re.compile(r"^\s*(and|also|then|so|but|what about|how about|and what about)\b", re.I)
-_PRONOUNS = re.compile(r"\b(it|its|it's|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those|the company|the firm|the deal)\b", re.I)
-_STOP = frozenset(
-    "what which who whom whose when where why how much many does did do is are was were has have had be been the a an "
-    "of in on to for by with and or it its their they them he she his her this that these those also then so but about "
-    "make made get got say said tell told give given there any some more most".split()
-)
-
-
-def _content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[\w][\w'.%$-]*", text) if w.lower() not in _STOP and len(w) > 1]
-
-
-def resolve_followup(question: str, history: History | None) -> str:
-    """Rewrite a follow-up that leans on the previous turn by carrying that turn's key terms.
-
-    A question is a follow-up when it starts like one ("And ...", "What about ..."), refers back
-    with a pronoun ("it", "they", "the company"), or has at most one content word of its own.
-    The rewritten query is the question plus the previous query's content words it lacks.
-    """
-    if not history:
-        return question
-    prev = _previous_query(history)
-    if not prev:
-        return question
-    own = _content_words(question)
-    if not (_FOLLOWUP_START.search(question) or _PRONOUNS.search(question) or len(own) <= 1):
-        return question
-    have = {w.lower() for w in own}
-    carry = [w for w in dict.fromkeys(_content_words(prev)) if w.lower() not in have]
-    return f"{question.strip()} {' '.join(carry)}".strip() if carry else question
-
-
-def _previous_query(history: History) -> str | None:
-    for turn in reversed(list(history)):
-        if isinstance(turn, Answer):
-            return turn.query
-        if isinstance(turn, str) and turn.strip():
-            return turn
-        if isinstance(turn, dict):
-            if turn.get("query"):
-                return str(turn["query"])
-            if turn.get("role", "user") == "user" and turn.get("content"):
-                return str(turn["content"])
-            if turn.get("question"):
-                return str(turn["question"])
-    return None
+from .types import Answer, BuildReport
 
 
 class Pipeline:
@@ -211,93 +160,26 @@ class Pipeline:
         return self.build(progress=progress, wait=600, engine="local")
 
     def add(self, files: Sequence[Path], *, progress: Progress | None = None, wait: float = 0.0) -> BuildReport:
-        """Copy usable files into the articles folder (safe names only) and update the index.
-
-        Each file is read and checked first: one that could not become an article (empty,
-        binary, undecodable, too large) is reported and never copied, so the folder does not
-        collect files that every later build would skip again.
-        """
-        from .ingest import UnusableFile, read_file, safe_name
-
-        folder = Path(self.settings.articles_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        refused: list[Skipped] = []
-        for f in files:
-            f = Path(f)
-            name, problem = safe_name(f.name)
-            if problem:
-                refused.append(Skipped(file=f.name, reason=problem))
-                continue
-            if not f.is_file():
-                refused.append(Skipped(file=str(f), reason="not found"))
-                continue
-            try:
-                read_file(f, name, self.settings.max_file_bytes, self.settings.max_export_bytes)
-            except UnusableFile as exc:
-                refused.append(Skipped(file=f.name, reason=exc.reason))
-                continue
-            target = folder / name
-            if target.is_symlink():  # copying would write through the link, outside the folder
-                refused.append(Skipped(file=f.name, reason=f"refused: {name} in the articles folder is a symbolic link"))
-                continue
-            if target.exists() and target.samefile(f):
-                continue  # already in the articles folder: nothing to copy, the build indexes it
-            try:
-                shutil.copyfile(f, target)
-            except OSError as exc:  # e.g. a read-only file of that name in the folder
-                refused.append(Skipped(file=f.name, reason=f"cannot be copied into {folder}/: {exc.strerror or exc}"))
-                continue
-        report = self.build(folder, progress=progress, wait=wait, engine="local")  # small updates: local
+        """Copy usable files into the articles folder (``library.copy_in``: safe names only,
+        unusable files refused) and update the index."""
+        refused = library.copy_in(self.settings, files)
+        report = self.build(self.settings.articles_dir, progress=progress, wait=wait, engine="local")  # small updates: local
         report.skipped = refused + report.skipped
         return report
 
     def add_feed(self, source: str, *, progress: Progress | None = None, wait: float = 0.0):
-        """Poll an RSS/Atom feed (URL or file): new items' pages are fetched, written to the
-        articles folder and indexed (``rag.feeds``). The only network access, made when asked."""
-        from .feeds import canonical, poll
-
-        s = self.settings
-        known_urls: dict[str, str] = {}
-        known_ids: dict[str, str] = {}
-        if self.store.exists():
-            for a in self.index().articles.values():
-                known_ids[a.id] = a.file
-                for u in (a.url, a.link):
-                    if canonical(u):
-                        known_urls[canonical(u)] = a.file
-        report = poll(source, Path(s.articles_dir), known_urls=known_urls, known_ids=known_ids,
-                      timeout=s.fetch_timeout, max_bytes=s.fetch_max_bytes, max_items=s.feed_max_items,
-                      progress=progress)
+        """Poll an RSS/Atom feed (URL or file) for new articles (``library.poll_feed``) and index them."""
+        known = list(self.index().articles.values()) if self.store.exists() else []
+        report = library.poll_feed(self.settings, source, known, progress)
         if report.added:
             report.build = self.build(progress=progress, wait=wait)
         return report
 
     def remove(self, names: Sequence[str], *, progress: Progress | None = None, wait: float = 0.0) -> BuildReport:
         """Delete articles (by file name or article id) from the folder and the index."""
-        folder = Path(self.settings.articles_dir)
-        known = {}
-        if self.store.exists():
-            m = self.store.read_manifest()
-            known = m.get("files", {})
-        from .ingest import record_file
-
-        missing = []
-        for name in names:
-            if record_file(name) != name:
-                raise IngestError(f"{name} is a record of the export {record_file(name)}: remove {record_file(name)} "
-                                  "(all its records) or edit that file.")
-            targets = [f for f, aid in known.items() if f == name or aid == name] or [name]
-            hit = False
-            for t in targets:
-                p = folder / Path(t).name
-                if p.is_file():
-                    p.unlink()
-                    hit = True
-            if not hit:
-                missing.append(name)
-        if missing:
-            raise IngestError(f"Not in {folder}/: {', '.join(missing)}")
-        return self.build(folder, progress=progress, wait=wait, engine="local")
+        indexed = self.store.read_manifest().get("files", {}) if self.store.exists() else {}
+        library.delete(self.settings, names, indexed)
+        return self.build(self.settings.articles_dir, progress=progress, wait=wait, engine="local")
 
     # -- feedback -----------------------------------------------------------------------
     def feedback(self, answer: Answer, verdict: str, *, typed: str | None = None, span=None) -> dict:
@@ -362,94 +244,65 @@ class Pipeline:
     ) -> Answer:
         """Answer ``question`` from the articles (``since``/``until``: only articles published in
         that range, dates inclusive, are searched)."""
-        from .formats import day
-
         s = self.settings
-        since, until = day(since, "since"), day(until, "until")
-        if since and until and since > until:
-            from .errors import RagError
-
-            raise RagError(f"The date range is empty: since {since} is after until {until}.")
+        since, until = questions.date_range(since, until)
         t0 = time.perf_counter()
-        notes: list[str] = []
         question = question if isinstance(question, str) else str(question)
-        # Control characters (C0, DEL, C1) become spaces; lone surrogates (not text: the tokenizer
-        # refuses them) become U+FFFD.
-        clean = " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", question).split())
-        clean = re.sub(r"[\ud800-\udfff]", "\ufffd", clean)
-        cut = len(clean) > s.max_question_chars
-        if cut:
-            clean = clean[: s.max_question_chars]
         threshold = s.abstain_threshold if threshold is None else threshold
-        if not re.search(r"\w", clean):
-            if cut:
-                notes.append(f"Your question was cut to its first {len(clean):,} characters.")
-            return Answer(question=question, query=clean, answer=None, abstained=True, confidence=0.0,
-                          notes=notes + ["Please type a question with some words in it."])
-        # The model reads at most ``max_pieces`` word pieces (CJK, digits and symbols take one or
-        # more per character): cut the question to what it reads rather than truncating silently.
-        embedder = self.embedder
-        if embedder.count_pieces([clean])[0] > embedder.max_pieces:
-            enc = embedder.tokenizer.encode(clean)  # truncates to the model's limit
-            end = max((e for (_, e), special in zip(enc.offsets, enc.special_tokens_mask) if not special), default=0)
-            clean = clean[:end].rstrip() or clean[: s.max_question_chars]
-            cut = True
-        if cut:
-            notes.append(f"Your question was cut to its first {len(clean):,} characters (the part the model reads).")
-        query = resolve_followup(clean, history)
-        if len(query) > 2 * s.max_question_chars:  # terms carried from an oversized history entry
-            query = query[: 2 * s.max_question_chars].rsplit(" ", 1)[0]
+        q = questions.prepare(question, history, lambda: self.embedder, s.max_question_chars)
+        if not q.has_words:
+            return Answer(question=question, query=q.query, answer=None, abstained=True, confidence=0.0, notes=q.notes)
         data = self.index()
-        reader = self.reader_for(data)
-        timings: dict[str, float] = {}
         allowed = None
         if since or until:
             allowed, n_in, n_undated = date_mask(data, since, until)
-            notes.append(_range_note(since, until, n_in, n_undated))
-        qvec, hits = self.search(data, query, top_k=top_k, mode=mode, fusion=fusion, timings=timings, allowed=allowed)
+            q.notes.append(questions.range_note(since, until, n_in, n_undated))
+        timings: dict[str, float] = {}
+        qvec, hits = self.search(data, q.query, top_k=top_k, mode=mode, fusion=fusion, timings=timings, allowed=allowed)
         t3 = time.perf_counter()
-        # The model reads the user's own question; a follow-up reads the rewritten one, which
-        # carries the earlier turn's terms.
-        result = reader.read(query, hits, qvec)
-        t4 = time.perf_counter()
-        confidence = float(min(1.0, max(0.0, result.confidence)))
-        abstained = result.answer is None or confidence < threshold
-        citations = [] if abstained else result.citations
-        found = [] if abstained else versions(result.alternatives, threshold)
-        if found:
-            notes.append(f"The articles disagree: {len(found)} different answers, each shown with its articles "
-                         "and dates, newest first.")
-        return Answer(
-            question=question,
-            query=query,
-            answer=None if abstained else result.answer,
-            candidate=result.answer,
-            abstained=abstained,
-            confidence=confidence,
-            kind="none" if abstained else "span",
-            citations=citations,
-            # when articles disagree, every version's articles are sources
-            sources=source_counts([c for v in found for c in v.citations] if found else citations, hits),
-            n_sources=len({c.article_id for c in citations}),
-            passages=hits,
-            notes=notes,
-            features=result.features,
-            disagreement=bool(found),
-            versions=found,
-            since=since,
-            until=until,
-            index_version=data.version,
-            timings_ms={**timings, **{f"read_{k}": v for k, v in result.timings_ms.items()},
-                        "read": (t4 - t3) * 1000, "total": (t4 - t0) * 1000},
-        )
+        # A follow-up is read as rewritten: it carries the earlier turn's terms.
+        result = self.reader_for(data).read(q.query, hits, qvec)
+        timings.update({f"read_{k}": v for k, v in result.timings_ms.items()})
+        timings["read"] = (time.perf_counter() - t3) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return answer_from(question, q, result, hits, threshold, since=since, until=until, version=data.version,
+                           timings=timings)
 
 
-def _range_note(since: str | None, until: str | None, n_in: int, n_undated: int) -> str:
-    span = f"from {since} to {until}" if since and until else f"from {since} on" if since else f"up to {until}"
-    note = f"Searched only the {n_in:,} article{'s' if n_in != 1 else ''} published {span}"
-    if n_undated:
-        note += f" ({n_undated:,} without a date left out)"
-    return note + "."
+def answer_from(question: str, q: questions.Query, result, hits: list, threshold: float, *, since: str | None,
+                until: str | None, version: str, timings: dict[str, float]) -> Answer:
+    """The ``Answer`` record of what the reader found: an abstention below ``threshold``, and
+    every disagreeing answer, with its articles, when the articles disagree."""
+    confidence = float(min(1.0, max(0.0, result.confidence)))
+    abstained = result.answer is None or confidence < threshold
+    citations = [] if abstained else result.citations
+    found = [] if abstained else versions(result.alternatives, threshold)
+    notes = list(q.notes)
+    if found:
+        notes.append(f"The articles disagree: {len(found)} different answers, each shown with its articles "
+                     "and dates, newest first.")
+    return Answer(
+        question=question,
+        query=q.query,
+        answer=None if abstained else result.answer,
+        candidate=result.answer,
+        abstained=abstained,
+        confidence=confidence,
+        kind="none" if abstained else "span",
+        citations=citations,
+        # when articles disagree, every disagreeing answer's articles are sources
+        sources=source_counts([c for v in found for c in v.citations] if found else citations, hits),
+        n_sources=len({c.article_id for c in citations}),
+        passages=hits,
+        notes=notes,
+        features=result.features,
+        disagreement=bool(found),
+        versions=found,
+        since=since,
+        until=until,
+        index_version=version,
+        timings_ms=timings,
+    )
 
 
-__all__ = ["Pipeline", "resolve_followup"]
+__all__ = ["Pipeline", "answer_from", "resolve_followup"]
