@@ -359,15 +359,59 @@ def eval_cmd(
 ):
     """Run an eval set of Q&A pairs and report retrieval, answer, abstention and latency metrics."""
     with _friendly_errors():
-        from .evaluate import run_eval, run_eval_many
+        from .evaluation.report import report_paths
+        from .evaluation.run import report_stem, run_eval, run_eval_many
+        from .evaluation.tables import compare_table, sets_table
 
-        if len(qa) > 1:
-            if baseline is not None or compare:
-                raise RagError("--baseline and --compare take one --qa set at a time.")
-            run_eval_many(qa, _settings(articles, index), k=k, split=split, json_out=json_out, report_out=report)
-            return
-        run_eval(qa[0], _settings(articles, index), k=k, json_out=json_out, report_out=report, compare=compare, split=split,
-                 baseline=baseline)
+        settings = _settings(articles, index)
+        with _eval_progress() as progress:
+            if len(qa) > 1:
+                if baseline is not None or compare:
+                    raise RagError("--baseline and --compare take one --qa set at a time.")
+                rep = run_eval_many(qa, settings, k=k, split=split, json_out=json_out, report_out=report,
+                                    progress=progress, on_set=lambda r: _print_eval(r, report_paths(
+                                        report_stem(r["config"]["qa_file"], split))))
+                out.print(sets_table(rep["config"]["sets"]))
+                paths = report_paths("combined", json_out, report)
+                out.print(f"Combined report: {paths[0]}, {paths[1]}", highlight=False)
+                return
+            rep = run_eval(qa[0], settings, k=k, json_out=json_out, report_out=report, compare=compare, split=split,
+                           baseline=baseline, progress=progress)
+        if compare:
+            out.print(compare_table(rep["retrieval"]["compare"]))
+        _print_eval(rep, report_paths(report_stem(qa[0], split), json_out, report), baseline)
+
+
+@contextmanager
+def _eval_progress():
+    """A rich progress bar for ``run_eval``'s ``progress(stage, done, total)``: one row a stage."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=out, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def _print_eval(report: dict, paths: tuple[Path, Path, Path], baseline: Optional[Path] = None) -> None:
+    from .evaluation.squad import is_squad_json
+    from .evaluation.tables import summary_table
+
+    cfg = report["config"]
+    if is_squad_json(Path(cfg["qa_file"])):
+        out.print(f"SQuAD set: {report['n']} questions, articles and index in {Path(cfg['articles_dir']).parent}",
+                  highlight=False)
+    for w in cfg["warnings"]:
+        out.print(f"[yellow]warning:[/] {w}", highlight=False)
+    out.print(summary_table(report))
+    if baseline is not None:
+        c = report["answer"]["changes"]["counts"]
+        out.print(f"against {baseline}: " + ", ".join(f"{k} {v}" for k, v in c.items()), highlight=False)
+    out.print(f"Reports: {paths[0]}, {paths[1]}, {paths[2]}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover

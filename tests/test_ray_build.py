@@ -76,7 +76,7 @@ def test_serving_never_imports_ray(seeds_pipeline, tmp_path):
 import sys
 from rag.config import Settings
 from rag.pipeline import Pipeline
-import rag.cli, rag.evaluate, rag.feedback
+import rag.cli, rag.evaluation, rag.feedback
 p = Pipeline(Settings(articles_dir={str(SEEDS)!r}, index_dir={str(seeds_pipeline.settings.index_dir)!r}))
 p.ensure_index()
 a = p.ask({QUESTION!r})
@@ -247,13 +247,13 @@ def _diff(a, b, path="") -> list[str]:
 @pytest.mark.ray
 @needs_ray
 def test_ray_and_local_eval_figures_identical(built, tmp_path):
-    from rag.evaluate import run_eval
+    from rag.evaluation import run_eval
 
     local, _, on_ray, _ = built
     reports = []
     for name, pipe in (("local", local), ("ray", on_ray)):
         r = run_eval(ROOT / "eval" / "seeds_qa.jsonl", pipe.settings, json_out=tmp_path / f"{name}.json",
-                     report_out=tmp_path / f"{name}.md", progress=False)
+                     report_out=tmp_path / f"{name}.md")
         assert r["config"]["index"]["version"] == pipe.index().version  # the index as built, not a rebuild
         reports.append({k: r[k] for k in ("retrieval", "answer", "abstention", "misses")})
     assert reports[0] == reports[1], _diff(reports[0], reports[1])

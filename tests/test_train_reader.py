@@ -72,7 +72,7 @@ def test_reading_windows_are_shaped_like_serving(tiny, tmp_path):
     pytest.importorskip("torch")
     from eval.train_reader import main, reading_examples
     from rag.embed import load_embedder, resolve_model_path
-    from rag.squad import load_squad, split_articles
+    from rag.evaluation.squad import load_squad, split_articles
     from rag.windows import load_tokenizer
 
     tok = load_tokenizer(resolve_model_path("all-MiniLM-L6-v2"))
