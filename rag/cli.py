@@ -226,7 +226,7 @@ def ask(
             return
         if answer.disagreement:
             out.print("[bold]The articles disagree[/] (newest first):", highlight=False)
-            for v in answer.versions:
+            for v in answer.disagreements:
                 out.print(f"  “{v.answer}”  (confidence {v.confidence:.2f})", highlight=False, markup=False)
                 for c in v.citations:
                     out.print(f"      {_where(c)}  “{c.sentence}”", highlight=False, markup=False)
@@ -238,7 +238,7 @@ def ask(
 
 def _where(c) -> str:
     """'file [start:end], p. 3, 2024-03-14' for a citation."""
-    bits = [f"{c.article} [{c.start}:{c.end}]"]
+    bits = [f"{c.file} [{c.start}:{c.end}]"]
     if c.page:
         bits.append(f"p. {c.page}")
     bits.append(c.published[:10] if c.published else "undated")
@@ -246,7 +246,7 @@ def _where(c) -> str:
 
 
 def _citation_json(c) -> dict:
-    return {"article": c.article, "title": c.title, "published": c.published, "page": c.page, "start": c.start,
+    return {"article": c.file, "title": c.title, "published": c.published, "page": c.page, "start": c.start,
             "end": c.end, "quote": c.quote, "sentence": c.sentence}
 
 
@@ -265,7 +265,7 @@ def answer_json(answer) -> dict:
         "versions": [
             {"answer": v.answer, "confidence": round(v.confidence, 4), "published": v.published,
              "citations": [_citation_json(c) for c in v.citations]}
-            for v in answer.versions
+            for v in answer.disagreements
         ],
         "passages": [
             {

@@ -17,7 +17,7 @@ from .build import Progress, build_local, small_update
 from .config import Settings
 from .embed import Embedder, load_embedder
 from .index import IndexData, IndexStore
-from .reader import Reader, source_counts, versions
+from .reader import Reader, disagreements, source_counts
 from .retrieve import date_mask, retrieve
 from .questions import History, resolve_followup
 from .span_model import SpanModel
@@ -276,7 +276,7 @@ def answer_from(question: str, q: questions.Query, result, hits: list, threshold
     confidence = float(min(1.0, max(0.0, result.confidence)))
     abstained = result.answer is None or confidence < threshold
     citations = [] if abstained else result.citations
-    found = [] if abstained else versions(result.alternatives, threshold)
+    found = [] if abstained else disagreements(result.alternatives, threshold)
     notes = list(q.notes)
     if found:
         notes.append(f"The articles disagree: {len(found)} different answers, each shown with its articles "
@@ -297,7 +297,7 @@ def answer_from(question: str, q: questions.Query, result, hits: list, threshold
         notes=notes,
         features=result.features,
         disagreement=bool(found),
-        versions=found,
+        disagreements=found,
         since=since,
         until=until,
         index_version=version,

@@ -230,7 +230,7 @@ def test_ray_build_equals_local_build(built, corpus):
     # Both versions answer the same.
     qa, qb = local.ask(QUESTION), on_ray.ask(QUESTION)
     assert qa.answer and qa.answer == qb.answer
-    assert [(c.article, c.start, c.end) for c in qa.citations] == [(c.article, c.start, c.end) for c in qb.citations]
+    assert [(c.file, c.start, c.end) for c in qa.citations] == [(c.file, c.start, c.end) for c in qb.citations]
     # Nothing of the build is left beside the index.
     assert not list(Path(on_ray.settings.index_dir).glob(".build-*"))
 
