@@ -414,9 +414,5 @@ def _print_eval(report: dict, paths: tuple[Path, Path, Path], baseline: Optional
     out.print(f"Reports: {paths[0]}, {paths[1]}, {paths[2]}", highlight=False)
 
 
-def main() -> None:  # pragma: no cover
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -210,7 +210,7 @@ def read_shard(row: dict, *, folder: str, conf: dict, known_ref=None) -> dict:
                         records.append({"file": name, "same": True})
                         continue
             except OSError:
-                pass  # read_article below says why
+                pass  # read_file below says why
         try:
             got = read_file(path, name, conf["max_file_bytes"], conf.get("max_export_bytes"))
         except UnusableFile as exc:

@@ -355,12 +355,7 @@ with st.sidebar:
 prompt = st.chat_input("Ask a question about the articles…")
 
 if not state.turns and not prompt:
-    st.markdown(
-        '<div class="rag-empty"><div class="rag-empty-title">Ask the news archive</div>'
-        '<div class="rag-empty-text">Answers are quoted from the indexed articles, with every quote '
-        "highlighted in its source. When the articles don&#39;t say, you will be told so.</div></div>",
-        unsafe_allow_html=True,
-    )
+    st.markdown(render.empty_chat_html(), unsafe_allow_html=True)
 
 for turn in state.turns:
     render_turn(turn)

@@ -313,11 +313,13 @@ def related_header_html(n: int) -> str:
     )
 
 
-def notes_html(notes: Sequence[str]) -> str:
-    if not notes:
-        return ""
-    items = "".join(f"<li>{esc(n)}</li>" for n in notes)
-    return f'<div class="rag-notes"><ul>{items}</ul></div>'
+def empty_chat_html() -> str:
+    """The welcome note of a chat without questions yet."""
+    return (
+        '<div class="rag-empty"><div class="rag-empty-title">Ask the news archive</div>'
+        '<div class="rag-empty-text">Answers are quoted from the indexed articles, with every quote '
+        "highlighted in its source. When the articles don&#39;t say, you will be told so.</div></div>"
+    )
 
 
 def user_text_html(text: str) -> str:
