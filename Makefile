@@ -7,7 +7,7 @@ PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 ARTICLES ?= seeds
 
-.PHONY: run test test-fast test-slow install index eval compare bench chromium clean
+.PHONY: run test test-unit test-e2e test-fast test-slow install index eval compare bench chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ chromium:
 test: install chromium
 	$(PY) -m pytest -m "not slow" -q
 	$(PY) -m pytest -m slow -q -s || [ $$? = 5 ]  # 5: no slow test collected
+
+# tests/unit: pure functions, no model (a few seconds). The rest: the seeds pipeline, browser, Ray, load.
+test-unit: install
+	$(PY) -m pytest tests/unit -q
+
+test-e2e: install chromium
+	$(PY) -m pytest tests --ignore=tests/unit -m "not slow" -q
+	$(PY) -m pytest tests --ignore=tests/unit -m slow -q -s || [ $$? = 5 ]
 
 test-fast: install
 	$(PY) -m pytest -m "not slow and not browser" -q

@@ -42,90 +42,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT / "seeds"
-BBC = ROOT.parent / "shared" / "corpora" / "bbc" / "articles"
-REPORTS = ROOT / "eval" / "reports"
-RESULT_TAG = "BENCH_RESULT "
-CLK = os.sysconf("SC_CLK_TCK")
-
-# ----------------------------------------------------------------------------------------------
-# measuring helpers (used in the workers)
-
-
-def _busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy since boot (all cores)."""
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-    return (sum(vals[:8]) - idle) / CLK
-
-
-def _own_cpu() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-class Meter:
-    """Wall time, this process's CPU time, and the CPU the rest of the machine used meanwhile."""
-
-    def __enter__(self) -> "Meter":
-        self.t0, self.c0, self.b0 = time.perf_counter(), _own_cpu(), _busy_seconds()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.wall = time.perf_counter() - self.t0
-        self.cpu = _own_cpu() - self.c0
-        busy = _busy_seconds() - self.b0
-        self.other = max(0.0, busy - self.cpu) / self.wall if self.wall > 0 else 0.0
-
-    def dict(self) -> dict:
-        return {"wall": self.wall, "cpu": self.cpu, "other_load": self.other}
-
-
-def vm_status(key: str) -> int:
-    """A /proc/self/status memory field (VmHWM = peak RSS, VmRSS = current), in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def pct(xs, q):
-    import numpy as np
-
-    return float(np.percentile(xs, q)) if len(xs) else None
-
-
-def _emit(result: dict) -> None:
-    sys.stdout.write(RESULT_TAG + json.dumps(result) + "\n")
-    sys.stdout.flush()
-
-
-def _quiet() -> None:
-    """Keep the libraries' progress bars and warnings out of the workers' stderr."""
-    import logging
-    import warnings
-
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.WARNING)
-
+from eval.bench_common import (
+    REPORTS, ROOT, SEEDS, Meter, Runner, bbc_articles, clustered, emit, med, pct, quiet, save_report, vm_status,
+)
 
 def _load_chunks(index_dir: Path):
     from rag.index import IndexStore
@@ -155,7 +80,7 @@ def _make_embedder(backend: str, precision: str, settings):
 
 def worker_build(p: dict) -> dict:
     """Model load, then ``runs`` full builds; peak RSS; then encode_with_spans alone ``enc_runs`` times."""
-    _quiet()
+    quiet()
     from rag.config import Settings
     from rag.pipeline import Pipeline
 
@@ -195,7 +120,7 @@ def worker_build(p: dict) -> dict:
 
 def worker_st_encode(p: dict) -> dict:
     """``SentenceTransformer.encode`` alone over the built index's chunk texts (model loaded first)."""
-    _quiet()
+    quiet()
     from sentence_transformers import SentenceTransformer
 
     from rag.embed import resolve_model_path
@@ -214,7 +139,7 @@ def worker_st_encode(p: dict) -> dict:
 
 def worker_onnx(p: dict) -> dict:
     """Cosine of every backend variant vs sentence-transformers over all seed chunks, and speed."""
-    _quiet()
+    quiet()
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
@@ -266,7 +191,7 @@ def worker_onnx(p: dict) -> dict:
 
 def worker_serve(p: dict) -> dict:
     """Warm answer latency with its breakdown, one-query embedding time, serving peak RSS."""
-    _quiet()
+    quiet()
     import numpy as np
 
     from rag.config import Settings
@@ -368,22 +293,6 @@ def worker_import_torch(p: dict) -> dict:
     return {"import_torch": time.perf_counter() - t0, "start_to_imported": t_main - p["spawned"] + time.perf_counter() - t0}
 
 
-def _clustered(n: int, d: int, rng, centers):
-    """Points of a mixture of Gaussians on the unit sphere (Zipf-weighted clusters)."""
-    import numpy as np
-
-    k = len(centers)
-    w = 1.0 / np.arange(1, k + 1) ** 0.5
-    labels = rng.choice(k, n, p=w / w.sum())
-    out = np.empty((n, d), np.float32)
-    step = 100_000
-    for a in range(0, n, step):
-        b = min(n, a + step)
-        out[a:b] = centers[labels[a:b]] + rng.standard_normal((b - a, d), dtype=np.float32) / np.sqrt(d)
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out
-
-
 def worker_faiss(p: dict) -> dict:
     """Flat vs HNSW on synthetic clustered vectors: build, bytes, single-query p50, recall@10."""
     import faiss
@@ -394,8 +303,8 @@ def worker_faiss(p: dict) -> dict:
     centers = rng.standard_normal((max(100, n // 500), d), dtype=np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
     t = time.perf_counter()
-    xb = _clustered(n, d, rng, centers)
-    xq = _clustered(nq, d, rng, centers)
+    xb = clustered(n, d, rng, centers)
+    xq = clustered(nq, d, rng, centers)
     gen = time.perf_counter() - t
     print(f"  generated {n:,} x {d} in {gen:.1f}s", file=sys.stderr, flush=True)
     threads = faiss.omp_get_max_threads()
@@ -483,58 +392,6 @@ WORKERS = {
 
 # ----------------------------------------------------------------------------------------------
 # the orchestrating parent
-
-
-class Runner:
-    def __init__(self, console, module: str = "eval.bench"):
-        self.console = console
-        self.module = module  # whose --worker runs (eval.scale has its own)
-        self.started = time.perf_counter()
-
-    def run(self, name: str, params: dict, label: str, timeout: float = 3600) -> dict | None:
-        params = {**params}
-        if name in ("cold", "import_torch"):
-            params["spawned"] = time.time()
-        cmd = [sys.executable, "-m", self.module, "--worker", name, "--params", json.dumps(params)]
-        self.console.print(f"[dim]{self.elapsed()}[/dim] {label} ...")
-        t = time.perf_counter()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        result, err_lines = None, []
-        import threading
-
-        def pump():
-            for line in proc.stderr:
-                err_lines.append(line)
-                if line.startswith("  "):
-                    self.console.print(f"[dim]{line.rstrip()}[/dim]")
-
-        # stderr belongs to the pump thread; this thread reads stdout. (communicate() would read
-        # stderr too, racing the pump and closing the pipe under it.)
-        th = threading.Thread(target=pump, daemon=True)
-        th.start()
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            out = proc.stdout.read()
-            proc.wait()
-        finally:
-            timer.cancel()
-        th.join(timeout=5)
-        for line in out.splitlines():
-            if line.startswith(RESULT_TAG):
-                result = json.loads(line[len(RESULT_TAG):])
-        if result is None:
-            self.console.print(f"[red]{label} failed (exit {proc.returncode}):[/red]\n{''.join(err_lines[-15:])}")
-            return None
-        result["_wall"] = time.perf_counter() - t
-        if proc.returncode != 0:
-            result["_exit"] = proc.returncode
-        return result
-
-    def elapsed(self) -> str:
-        s = int(time.perf_counter() - self.started)
-        return f"[{s // 60:02d}:{s % 60:02d}]"
 
 
 def _fmt(x, nd=1, unit=""):
@@ -788,7 +645,7 @@ def main(argv=None) -> int:
     ap.add_argument("--params", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
-        _emit(WORKERS[a.worker](json.loads(a.params or "{}")))
+        emit(WORKERS[a.worker](json.loads(a.params or "{}")))
         return 0
 
     from rich.console import Console
@@ -808,22 +665,22 @@ def main(argv=None) -> int:
         "corpora": {},
     }
     corpora = ["seeds", "bbc"] if a.corpus == "both" else [a.corpus]
-    if "bbc" in corpora and not BBC.is_dir():
-        console.print(f"[yellow]BBC corpus not found at {BBC}: skipping it.[/yellow]")
+    bbc = bbc_articles()
+    if "bbc" in corpora and not bbc.is_dir():
+        console.print(f"[yellow]BBC corpus not found at {bbc}: skipping it.[/yellow]")
         corpora.remove("bbc")
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmpd:
         tmp = Path(tmpd)
         dirs = {}
         for corpus in corpora:
-            articles = SEEDS if corpus == "seeds" else BBC
+            articles = SEEDS if corpus == "seeds" else bbc
             qa = ROOT / "eval" / ("seeds_qa.jsonl" if corpus == "seeds" else "bbc_qa.jsonl")
             vs = (a.bbc_variants if corpus == "bbc" and a.bbc_variants else a.variants).split(",")
             try:
                 dirs[corpus] = bench_corpus(runner, corpus, articles, qa, tmp, a.quick, report, skip, vs)
             except Exception:
                 console.print_exception()
-            out.write_text(json.dumps(report, indent=1, default=str))
-            out.with_suffix(".txt").write_text(console.export_text(clear=False))
+            save_report(report, out, console)
         if "onnx" not in skip:
             seeds_index = dirs.get("seeds", {}).get("torch-fp32")
             if seeds_index is None:
@@ -831,19 +688,17 @@ def main(argv=None) -> int:
                 runner.run("build", {"index_dir": str(seeds_index), "articles": str(SEEDS), "backend": "onnx",
                                      "precision": "fp32", "runs": 1, "enc_runs": 0}, "seeds: one build for the onnx check")
             _safe(console, lambda: bench_onnx(runner, seeds_index, dirs.get("bbc", {}).get("torch-fp32"), report, a.quick))
-            out.write_text(json.dumps(report, indent=1, default=str))
-            out.with_suffix(".txt").write_text(console.export_text(clear=False))
+            save_report(report, out, console)
         if "cold" not in skip and "seeds" in dirs:
             _safe(console, lambda: bench_cold(runner, dirs["seeds"], report, 3))
-            out.write_text(json.dumps(report, indent=1, default=str))
-            out.with_suffix(".txt").write_text(console.export_text(clear=False))
+            save_report(report, out, console)
         if "integrity" not in skip:
             built = [d for c in ("bbc", "seeds") for d in dirs.get(c, {}).values() if (d / "CURRENT").exists()]
             if built:
                 from eval.scale import run_integrity
 
                 _safe(console, lambda: run_integrity(Runner(console, module="eval.scale"), report, built[0]))
-                out.write_text(json.dumps(report, indent=1, default=str))
+                save_report(report, out, console)
         if "faiss" not in skip:
             _safe(console, lambda: bench_faiss(runner, report, a.quick, a.faiss_n))
         if a.scale and "scale" not in skip:
@@ -853,12 +708,11 @@ def main(argv=None) -> int:
             _safe(console, lambda: run_scale(Runner(console, module="eval.scale"), report, sizes))
     report["machine"]["loadavg_end"] = os.getloadavg()
     report["total_seconds"] = time.perf_counter() - runner.started
-    out.write_text(json.dumps(report, indent=1, default=str))
     console.print(f"{runner.elapsed()} done in {report['total_seconds'] / 60:.1f} min; load average at start "
                   f"{report['machine']['loadavg_start'][0]:.2f}, at end {report['machine']['loadavg_end'][0]:.2f} "
                   f"(2 cores; other users' load inflates wall times)")
     console.print(f"JSON: {out}")
-    out.with_suffix(".txt").write_text(console.export_text(clear=False))
+    save_report(report, out, console)
     return 0
 
 

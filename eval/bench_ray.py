@@ -1,6 +1,6 @@
 """Local build vs Ray build of one folder, in the same run, and the identical-eval check.
 
-    python -m eval.bench_ray [--articles ../shared/corpora/bbc/articles] [--runs 1]
+    python -m eval.bench_ray [--articles FOLDER (default: bbc/articles under the corpora_dir setting)] [--runs 1]
                              [--qa eval/bbc_qa.jsonl] [--ray-address HOST:PORT]
 
 Each run builds the folder twice from scratch, each time in a fresh ``rag build`` process and a
@@ -33,17 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-BBC = ROOT.parent / "shared" / "corpora" / "bbc" / "articles"
-REPORTS = ROOT / "eval" / "reports"
+from eval.bench_common import REPORTS, ROOT, bbc_articles, busy_seconds
+
 RAG = [sys.executable, "-m", "rag.cli"]
-
-
-def _busy() -> float:
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-    return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 class _TreeCPU:
@@ -93,7 +85,7 @@ def _run_build(engine: str, articles: Path, index: Path, address: str | None) ->
     cmd = [*RAG, "build", "--articles", str(articles), "--index", str(index), "--json", "--engine", engine]
     if address and engine == "ray":
         cmd += ["--ray-address", address]
-    b0, t0 = _busy(), time.perf_counter()
+    b0, t0 = busy_seconds(), time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT)
         tree = _TreeCPU(proc.pid)
@@ -115,7 +107,7 @@ def _run_build(engine: str, articles: Path, index: Path, address: str | None) ->
         "n_chunks": report["n_chunks"],
         "embedded_chunks": report["embedded_chunks"],
         "cluster": report.get("cluster"),
-        "other_load_cores": round(max(0.0, (_busy() - b0) / wall - max(tree_cpu, usage.ru_utime + usage.ru_stime) / wall), 2),
+        "other_load_cores": round(max(0.0, (busy_seconds() - b0) / wall - max(tree_cpu, usage.ru_utime + usage.ru_stime) / wall), 2),
         "driver_cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "build_cpu_s": round(max(tree_cpu, usage.ru_utime + usage.ru_stime), 1),
         "driver_peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
@@ -154,11 +146,12 @@ def run_eval(qa: Path, articles: Path, index: Path, out: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--articles", type=Path, default=BBC)
+    ap.add_argument("--articles", type=Path, default=None, help="articles folder (default: the BBC corpus, bbc/articles under the corpora_dir setting)")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--qa", type=Path, default=ROOT / "eval" / "bbc_qa.jsonl")
     ap.add_argument("--ray-address", default=None)
     args = ap.parse_args(argv)
+    args.articles = args.articles or bbc_articles()
     if not args.articles.is_dir():
         raise SystemExit(f"Articles folder not found: {args.articles}")
     results: list[dict] = []

@@ -7,7 +7,7 @@ Each (reader, set) is one ``rag eval`` run (``RAG_READER_DIR`` names the reader;
 uses its own calibrated threshold), its JSON and Markdown report (with the coverage and
 reliability chart) under ``--out-dir/<reader>/``. Sets: the seeds set; ``bbc_qa``, both halves of
 ``bbc_heldout_qa`` and the news dev part of ``bbc-news-qa`` over all BBC articles (skipped
-without ``../shared/corpora/bbc``); the SQuAD ``test`` split. Printed: a Markdown table of
+when the ``corpora_dir`` setting has no ``bbc/``); the SQuAD ``test`` split. Printed: a Markdown table of
 contains, answer F1, abstention F1, SQuAD 2.0 F1, ECE and p50 latency per set and reader.
 """
 
@@ -20,10 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rag.config import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-BBC = SHARED / "corpora" / "bbc" / "articles"
-SQUAD = SHARED / "datasets" / "squad-explorer" / "train.json"
+BBC = Settings().corpora_dir / "bbc" / "articles"
+SQUAD = Settings().datasets_dir / "squad-explorer" / "train.json"
 
 
 def news_dev_file(path: Path) -> Path:

@@ -44,33 +44,19 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-REPORTS = ROOT / "eval" / "reports"
+from eval.bench_common import REPORTS, SEEDS, Meter, Runner, bbc_articles, clustered, emit, pct, quiet, save_report, vm_status
+
 DIM = 384
 SENTS_PER_ARTICLE = 19
 CHUNK_SENTS = 7
 CHUNK_STEP = 6
 
 
-def _status(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _pct(xs, q):
-    import numpy as np
-
-    return float(np.percentile(xs, q)) if len(xs) else None
-
-
 def _vocabulary():
     """Word frequencies of the seeds and (when present) the BBC articles."""
-    from eval.bench import BBC, SEEDS
 
     counts: Counter = Counter()
-    for folder in (SEEDS, BBC):
+    for folder in (SEEDS, bbc_articles()):
         if folder.is_dir():
             for p in sorted(folder.iterdir()):
                 if p.suffix in (".txt", ".md"):
@@ -155,11 +141,10 @@ def worker_scale_build(p: dict) -> dict:
     """Synthetic collection of ``n`` passages published as a real index version."""
     import numpy as np
 
-    from eval.bench import _clustered, _quiet
     from rag.config import Settings
     from rag.index import FORMAT_VERSION, IndexStore, now_iso
 
-    _quiet()
+    quiet()
     try:  # on a shared machine, if memory runs out the kernel stops this process first
         Path("/proc/self/oom_score_adj").write_text("1000")
     except OSError:
@@ -169,7 +154,7 @@ def worker_scale_build(p: dict) -> dict:
     articles, chunks = synthetic(n)
     t_text = time.perf_counter() - t0
     print(f"  {n:,}: text of {len(articles):,} articles, {len(chunks):,} chunks in {t_text:.0f} s "
-          f"(RSS {_status('VmRSS') / 2**30:.1f} GiB)", file=sys.stderr, flush=True)
+          f"(RSS {vm_status('VmRSS') / 2**30:.1f} GiB)", file=sys.stderr, flush=True)
     t = time.perf_counter()
     tokens = _bm25_tokens(chunks)
     t_tok = time.perf_counter() - t
@@ -177,7 +162,7 @@ def worker_scale_build(p: dict) -> dict:
     centers = rng.standard_normal((max(100, n // 500), DIM), dtype=np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
     t = time.perf_counter()
-    vectors = _clustered(n, DIM, rng, centers)
+    vectors = clustered(n, DIM, rng, centers)
     counts = np.array([len(c.sentences) for c in chunks])
     offsets = np.concatenate([[0], np.cumsum(counts)])
     work = Path(p["work"])
@@ -193,7 +178,7 @@ def worker_scale_build(p: dict) -> dict:
         sents[offsets[a] : offsets[b]] = block
     sents.flush()
     t_vec = time.perf_counter() - t
-    print(f"  {n:,}: tokens {t_tok:.0f} s, vectors {t_vec:.0f} s (RSS {_status('VmRSS') / 2**30:.1f} GiB); writing",
+    print(f"  {n:,}: tokens {t_tok:.0f} s, vectors {t_vec:.0f} s (RSS {vm_status('VmRSS') / 2**30:.1f} GiB); writing",
           file=sys.stderr, flush=True)
     s = Settings()
     manifest = {
@@ -221,30 +206,27 @@ def worker_scale_build(p: dict) -> dict:
     vdir = store.root / "versions" / version
     files = {q.relative_to(vdir).as_posix(): q.stat().st_size for q in vdir.rglob("*") if q.is_file()}
     return {"n": len(chunks), "n_articles": len(articles), "version": version, "text_s": t_text, "tokens_s": t_tok,
-            "vectors_s": t_vec, "write_s": t_write, "peak_rss": _status("VmHWM"), "questions": questions,
+            "vectors_s": t_vec, "write_s": t_write, "peak_rss": vm_status("VmHWM"), "questions": questions,
             "disk_bytes": files, "faiss_type": json.loads((vdir / "manifest.json").read_text())["faiss_type"]}
 
 
 def worker_scale_serve(p: dict) -> dict:
     """Load the index in a fresh process and time every stage of the serving path."""
-    import numpy as np
-
-    from eval.bench import Meter, _quiet
     from rag.config import Settings
     from rag.pipeline import Pipeline
     from rag.retrieve import bm25_search, dense_search, retrieve
 
-    _quiet()
+    quiet()
     s = Settings(index_dir=Path(p["index_dir"]))
     pipe = Pipeline(s)
     pipe.embedder
     pipe.span_model
     pipe.embedder.encode_query("warm up")
-    before = {k: _status(k) for k in ("VmRSS", "RssAnon", "RssFile")}
+    before = {k: vm_status(k) for k in ("VmRSS", "RssAnon", "RssFile")}
     t = time.perf_counter()
     data = pipe.index()
     load_s = time.perf_counter() - t
-    after = {k: _status(k) for k in ("VmRSS", "RssAnon", "RssFile")}
+    after = {k: vm_status(k) for k in ("VmRSS", "RssAnon", "RssFile")}
     n = len(data.chunks)
     qs = p["questions"]
     qvecs = [pipe.embedder.encode_query(q) for q in qs]
@@ -266,13 +248,13 @@ def worker_scale_serve(p: dict) -> dict:
         times["ask"].append((time.perf_counter() - t) * 1000)
         breakdown.append(a.timings_ms)
     meter.__exit__(None, None, None)
-    end = {k: _status(k) for k in ("VmRSS", "RssAnon", "RssFile")}
+    end = {k: vm_status(k) for k in ("VmRSS", "RssAnon", "RssFile")}
     keys = sorted({k for b in breakdown for k in b})
     return {
         "n": n, "load_s": load_s, "checked": data.checked, "faiss_type": data.manifest["faiss_type"],
-        "rss_before_load": before, "rss_after_load": after, "rss_after_asks": end, "peak_rss": _status("VmHWM"),
-        "ms": {k: {"p50": _pct(v, 50), "p95": _pct(v, 95)} for k, v in times.items()},
-        "ask_timings_p50": {k: _pct([b[k] for b in breakdown if k in b], 50) for k in keys},
+        "rss_before_load": before, "rss_after_load": after, "rss_after_asks": end, "peak_rss": vm_status("VmHWM"),
+        "ms": {k: {"p50": pct(v, 50), "p95": pct(v, 95)} for k, v in times.items()},
+        "ask_timings_p50": {k: pct([b[k] for b in breakdown if k in b], 50) for k in keys},
         "answered": sum(1 for b in breakdown if b),
         "other_load": meter.other,  # cores the rest of the machine used while the questions ran
     }
@@ -326,8 +308,6 @@ def _fmt(x, nd=1):
 
 def run_scale(runner, report: dict, sizes: list[int], questions: int = 60, keep: Path | None = None) -> dict:
     """Build and serve each size in child processes; print the table; fill ``report["scale"]``."""
-    from rich.table import Table
-
     rows = report.setdefault("scale", {"method": __doc__.split("**Synthetic text.**")[1].strip(), "sizes": {}})["sizes"]
     base = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="rag-scale-"))
     try:
@@ -400,8 +380,6 @@ def run_integrity(runner, report: dict, index_dir: Path, runs: int = 9) -> dict 
 def main(argv=None) -> int:
     from rich.console import Console
 
-    from eval.bench import Runner, _emit
-
     ap = argparse.ArgumentParser(prog="python -m eval.scale", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--questions", type=int, default=60)
@@ -412,7 +390,7 @@ def main(argv=None) -> int:
     ap.add_argument("--params", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
-        _emit(WORKERS[a.worker](json.loads(a.params or "{}")))
+        emit(WORKERS[a.worker](json.loads(a.params or "{}")))
         return 0
     console = Console(record=True, width=260)
     runner = Runner(console, module="eval.scale")
@@ -425,8 +403,7 @@ def main(argv=None) -> int:
     else:
         run_scale(runner, report, [int(x) for x in a.sizes.split(",") if x.strip()], a.questions, a.keep)
     report["loadavg_end"] = os.getloadavg()
-    out.write_text(json.dumps(report, indent=1, default=str))
-    out.with_suffix(".txt").write_text(console.export_text(clear=False))
+    save_report(report, out, console)
     console.print(f"JSON: {out}")
     return 0
 

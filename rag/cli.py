@@ -226,7 +226,7 @@ def ask(
             return
         if answer.disagreement:
             out.print("[bold]The articles disagree[/] (newest first):", highlight=False)
-            for v in answer.versions:
+            for v in answer.disagreements:
                 out.print(f"  “{v.answer}”  (confidence {v.confidence:.2f})", highlight=False, markup=False)
                 for c in v.citations:
                     out.print(f"      {_where(c)}  “{c.sentence}”", highlight=False, markup=False)
@@ -238,7 +238,7 @@ def ask(
 
 def _where(c) -> str:
     """'file [start:end], p. 3, 2024-03-14' for a citation."""
-    bits = [f"{c.article} [{c.start}:{c.end}]"]
+    bits = [f"{c.file} [{c.start}:{c.end}]"]
     if c.page:
         bits.append(f"p. {c.page}")
     bits.append(c.published[:10] if c.published else "undated")
@@ -246,7 +246,7 @@ def _where(c) -> str:
 
 
 def _citation_json(c) -> dict:
-    return {"article": c.article, "title": c.title, "published": c.published, "page": c.page, "start": c.start,
+    return {"article": c.file, "title": c.title, "published": c.published, "page": c.page, "start": c.start,
             "end": c.end, "quote": c.quote, "sentence": c.sentence}
 
 
@@ -265,7 +265,7 @@ def answer_json(answer) -> dict:
         "versions": [
             {"answer": v.answer, "confidence": round(v.confidence, 4), "published": v.published,
              "citations": [_citation_json(c) for c in v.citations]}
-            for v in answer.versions
+            for v in answer.disagreements
         ],
         "passages": [
             {
@@ -372,19 +372,59 @@ def eval_cmd(
 ):
     """Run an eval set of Q&A pairs and report retrieval, answer, abstention and latency metrics."""
     with _friendly_errors():
-        from .evaluate import run_eval, run_eval_many
+        from .evaluation.report import report_paths
+        from .evaluation.run import report_stem, run_eval, run_eval_many
+        from .evaluation.tables import compare_table, sets_table
 
-        if len(qa) > 1:
-            if baseline is not None or compare:
-                raise RagError("--baseline and --compare take one --qa set at a time.")
-            run_eval_many(qa, _settings(articles, index), k=k, split=split, json_out=json_out, report_out=report)
-            return
-        run_eval(qa[0], _settings(articles, index), k=k, json_out=json_out, report_out=report, compare=compare, split=split,
-                 baseline=baseline)
+        settings = _settings(articles, index)
+        with _eval_progress() as progress:
+            if len(qa) > 1:
+                if baseline is not None or compare:
+                    raise RagError("--baseline and --compare take one --qa set at a time.")
+                rep = run_eval_many(qa, settings, k=k, split=split, json_out=json_out, report_out=report,
+                                    progress=progress, on_set=lambda r: _print_eval(r, report_paths(
+                                        report_stem(r["config"]["qa_file"], split))))
+                out.print(sets_table(rep["config"]["sets"]))
+                paths = report_paths("combined", json_out, report)
+                out.print(f"Combined report: {paths[0]}, {paths[1]}", highlight=False)
+                return
+            rep = run_eval(qa[0], settings, k=k, json_out=json_out, report_out=report, compare=compare, split=split,
+                           baseline=baseline, progress=progress)
+        if compare:
+            out.print(compare_table(rep["retrieval"]["compare"]))
+        _print_eval(rep, report_paths(report_stem(qa[0], split), json_out, report), baseline)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+@contextmanager
+def _eval_progress():
+    """A rich progress bar for ``run_eval``'s ``progress(stage, done, total)``: one row a stage."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=out, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def _print_eval(report: dict, paths: tuple[Path, Path, Path], baseline: Optional[Path] = None) -> None:
+    from .evaluation.squad import is_squad_json
+    from .evaluation.tables import summary_table
+
+    cfg = report["config"]
+    if is_squad_json(Path(cfg["qa_file"])):
+        out.print(f"SQuAD set: {report['n']} questions, articles and index in {Path(cfg['articles_dir']).parent}",
+                  highlight=False)
+    for w in cfg["warnings"]:
+        out.print(f"[yellow]warning:[/] {w}", highlight=False)
+    out.print(summary_table(report))
+    if baseline is not None:
+        c = report["answer"]["changes"]["counts"]
+        out.print(f"against {baseline}: " + ", ".join(f"{k} {v}" for k, v in c.items()), highlight=False)
+    out.print(f"Reports: {paths[0]}, {paths[1]}, {paths[2]}", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

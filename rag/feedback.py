@@ -84,7 +84,7 @@ class FeedbackStore:
         if verdict == "correct":
             if answer.abstained or not answer.answer:
                 raise RagError("Only a given answer can be marked correct; mark an abstention 'wrong' and give the answer.")
-            golds, sources = [answer.answer], list(dict.fromkeys(c.article for c in answer.citations))
+            golds, sources = [answer.answer], list(dict.fromkeys(c.file for c in answer.citations))
             gold_span = None
         elif verdict == "wrong":
             golds, sources, gold_span = self._gold(answer, articles, typed, span)

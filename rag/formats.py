@@ -86,11 +86,6 @@ def _iso(dt: datetime) -> str:
     return dt.replace(microsecond=0).isoformat()
 
 
-def date_key(published: str | None) -> str:
-    """Sort key of a stored date (newest last); undated articles sort first."""
-    return published or ""
-
-
 _DATE_PREFIX = re.compile(r"^(?:(?:first\s+)?(?:published|updated|posted|date[d]?|last\s+updated)(?:\s+on)?\s*:?\s*)", re.I)
 _DATE_TAIL = re.compile(r"\s+(?:by\s+.*|[|·•—–-]\s+.*)$", re.I)
 _WIRE = re.compile(

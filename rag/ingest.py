@@ -263,13 +263,6 @@ def read_file(path: Path, name: str, max_bytes: int, max_export_bytes: int | Non
     return FileArticles(articles=[_text_article(raw, name, sha, encoding, markdown=suffix != ".txt")])
 
 
-def read_article(path: Path, name: str, max_bytes: int) -> Article:
-    """Read a one-article file (not a bulk export) or raise ``UnusableFile`` with the reason."""
-    if path.suffix.lower() in EXPORT_SUFFIXES:
-        raise UnusableFile("a bulk export holds many articles (read it with read_file)")
-    return read_file(path, name, max_bytes).articles[0]
-
-
 def _text_article(raw: str, name: str, sha: str, encoding: str, *, markdown: bool) -> Article:
     from .formats import find_dateline, meta_str, parse_date, split_front_matter
 

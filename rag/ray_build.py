@@ -20,14 +20,17 @@ How a build runs (design for an archive of millions of articles, not for the tes
    cluster and the driver share): ``shard-N.json`` (files, articles, chunks, BM25 tokens) and
    ``shard-N.vectors.npy`` / ``shard-N.sentences.npy``. A shard is written under a temporary
    name and renamed, so a task that Ray retries after a worker died rewrites it whole.
-4. The driver merges the shards in file order, one at a time: the records first (the same
-   duplicate and skip rules as ``rag.ingest.load_folder``, the same added / updated / reused /
-   removed sorting as a local build), then the vectors, appended shard by shard to two files on
-   disk that are then memory-mapped. The driver never holds more than one shard's vectors in
-   its own memory; the stored vectors of unchanged articles come from the previous version.
-5. It publishes through ``IndexStore.write``, the function every local build uses: same
-   manifest, same new version folder, same atomic switch of ``CURRENT``, under the same lock.
-   A build that fails at any point leaves the previous version live.
+4. The driver merges the shards' records in file order (the same duplicate and skip rules as
+   ``rag.ingest.load_folder``) and plans the build with ``rag.build.plan``, as a local build
+   does: the same added / updated / reused / removed sorting, the same "up to date" test, the
+   same check of the previous version's reused files (when it fails, the cluster reads and
+   embeds every file again). ``rag.build.assemble`` then appends the vectors, shard by shard,
+   to two files on disk that are memory-mapped: the driver never holds more than one shard's
+   vectors in its own memory; the stored vectors of unchanged articles come from the previous
+   version.
+5. It publishes through ``rag.build.publish``, as a local build: same manifest, same new version
+   folder, same atomic switch of ``CURRENT``, under the same lock. A build that fails at any
+   point leaves the previous version live.
 
 The pool is sized from the cluster's CPUs (``pool_plan``): with C >= 2 CPUs, C - 1 actors of one
 CPU each, so that a read task always finds a free CPU (on a 2-CPU cluster two one-CPU actors
@@ -45,12 +48,19 @@ import socket
 import time
 import uuid
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, IngestError, RagError
-from .types import Article, BuildReport, Chunk
+from . import build
+from .build import chunk, embed
+from .config import Settings
+from .errors import ConfigError, RagError
+from .index import IndexData, IndexStore
+from .ingest import IngestResult, list_article_files
+from .types import Article, BuildReport, Chunk, Skipped
 
 RETRIES = 3  # a task whose worker died is retried this many times (actors restarted as often)
 PROBE_SECONDS = 5.0
@@ -183,7 +193,6 @@ def read_shard(row: dict, *, folder: str, conf: dict, known_ref=None) -> dict:
     chunks and BM25 tokens, as one JSON payload for the embedding stage."""
     import hashlib
 
-    from .chunk import chunk_articles
     from .index import bm25_tokenize
     from .ingest import UnusableFile, read_file
 
@@ -201,7 +210,7 @@ def read_shard(row: dict, *, folder: str, conf: dict, known_ref=None) -> dict:
                         records.append({"file": name, "same": True})
                         continue
             except OSError:
-                pass  # read_article below says why
+                pass  # read_file below says why
         try:
             got = read_file(path, name, conf["max_file_bytes"], conf.get("max_export_bytes"))
         except UnusableFile as exc:
@@ -217,15 +226,7 @@ def read_shard(row: dict, *, folder: str, conf: dict, known_ref=None) -> dict:
                 new.append(article)
     chunks: list[Chunk] = []
     if new:
-        tok = _counter(conf["model_name"])
-        by_article = chunk_articles(
-            new,
-            chunk_tokens=conf["chunk_tokens"],
-            chunk_overlap=conf["chunk_overlap"],
-            encoding=conf["tiktoken_encoding"],
-            count_pieces=tok.count_pieces,
-            max_pieces=tok.max_pieces,
-        )
+        by_article = chunk(new, _counter(conf["model_name"]), conf["chunking"])
         chunks = [c for a in new for c in by_article[a.id]]
     tokens = bm25_tokenize([c.text for c in chunks]) if chunks else []
     payload = {"records": records, "chunks": [c.model_dump() for c in chunks], "tokens": tokens}
@@ -260,11 +261,7 @@ class EmbedShards:
         out = {"shard": [], "n_files": [], "n_read": [], "n_new": [], "n_chunks": [], "dim": [], "max_pieces": []}
         for i, raw in enumerate(batch["payload"]):
             payload = json.loads(bytes(raw))
-            chunks = payload["chunks"]
-            vecs, sents = self.embedder.encode_with_spans(
-                [c["text"] for c in chunks],
-                [[(a - c["start"], b - c["start"]) for a, b in c["sentences"]] for c in chunks],
-            )
+            vecs, sents = embed(self.embedder, [Chunk.model_validate(c) for c in payload["chunks"]])
             dim = self.embedder.dim
             sent = np.concatenate(sents) if sents else np.zeros((0, dim), np.float32)
             self._write(int(batch["shard"][i]), bytes(raw), vecs, sent)
@@ -295,29 +292,31 @@ def _shards(names: list[str], expect: dict[str, str], shard_files: int) -> list[
     ]
 
 
-def build_on_ray(pipe, folder: Path, report: BuildReport, *, full: bool, progress=None, t0: float) -> BuildReport:
-    """The Ray build (called by ``Pipeline.build`` under the build lock)."""
-    from .index import bm25_tokenize, read_bm25_tokens
-    from .ingest import IngestResult, list_article_files
-    from .types import Skipped
+@dataclass
+class _Gathered:
+    """What the cluster read and embedded, merged in file order (records only; the vectors stay
+    in the shard files): the articles, and each new article's shard, rows and sentence rows."""
 
-    s = pipe.settings
+    stats: list[dict]
+    ingest: IngestResult = field(default_factory=IngestResult)
+    new_rows: dict[str, tuple[int, int, int, int, int]] = field(default_factory=dict)
+    new_chunks: dict[str, list[Chunk]] = field(default_factory=dict)
+    new_tokens: dict[str, list[list[str]]] = field(default_factory=dict)
+    embedded_tokens: int = 0
+
+
+def build_on_ray(store: IndexStore, s: Settings, folder: Path, report: BuildReport, *, full: bool,
+                 load: Callable[[], IndexData], progress=None, t0: float) -> BuildReport:
+    """The Ray build (called by ``Pipeline.build`` under the build lock): the cluster reads,
+    chunks and embeds; planning, assembling and publishing are ``rag.build``'s, as in a local build."""
     folder = Path(folder).resolve()
     names = [p.name for p in list_article_files(folder)]
-    prev = None if full else pipe._reusable(report.warnings)
-    expect: dict[str, str] = {}
-    known = None
-    if prev is not None:
-        for aid, meta in prev.manifest.get("articles", {}).items():
-            if prev.manifest.get("files", {}).get(meta.get("file")) == aid and meta.get("sha256"):
-                expect[meta["file"]] = meta["sha256"]
-        known = np.sort(np.fromiter((_id_int(a) for a in prev.articles), np.uint64, len(prev.articles)))
-    shards = _shards(names, expect, s.ray_shard_files)
+    prev = None if full else build.previous(store, s, load, report.warnings)
 
     tc = time.perf_counter()
     ray, owned = connect(s.ray_address)
     report.seconds["connect"] = time.perf_counter() - tc
-    scratch = pipe.store.root / f".build-ray-{uuid.uuid4().hex[:8]}"
+    scratch = store.root / f".build-ray-{uuid.uuid4().hex[:8]}"
     scratch.mkdir(parents=True)
     try:
         cpus = float(ray.cluster_resources().get("CPU", 0))
@@ -326,105 +325,49 @@ def build_on_ray(pipe, folder: Path, report: BuildReport, *, full: bool, progres
         plan = pool_plan(cpus)
         report.cluster = {
             "address": s.ray_address or "local", "nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
-            "cpus": cpus, **plan, "shards": len(shards), "shard_files": s.ray_shard_files,
+            "cpus": cpus, **plan, "shard_files": s.ray_shard_files,
         }
-        t1 = time.perf_counter()
-        stats = _run(ray, shards, folder, scratch, s, plan, known, progress, report.cluster) if shards else []
-        report.seconds["cluster"] = time.perf_counter() - t1
-        report.cluster.update(
-            files_hashed=sum(x["n_files"] for x in stats),
-            files_read=sum(x["n_read"] for x in stats),
-            articles_embedded=sum(x["n_new"] for x in stats),
-            chunks_embedded=sum(x["n_chunks"] for x in stats),
-        )
-
-        # Merge, pass 1: the records of every shard, in file order (no vectors).
-        tm = time.perf_counter()
-        ingest = IngestResult()
-        new_rows: dict[str, tuple[int, int, int, int, int]] = {}  # article id -> shard, rows, sentence rows
-        new_chunks: dict[str, list[Chunk]] = {}
-        new_tokens: dict[str, list[list[str]]] = {}
-        embedded_tokens = 0
-        for k in range(len(shards)):
-            payload = json.loads((scratch / f"shard-{k:07d}.json").read_bytes())
-            chunks = [Chunk.model_validate(c) for c in payload["chunks"]]
-            embedded_tokens += sum(c.n_tokens for c in chunks)
-            row = srow = 0
-            for i, c in enumerate(chunks):
-                aid = c.article_id
-                if aid not in new_rows or new_rows[aid][0] != k:
-                    if aid in new_rows:  # a duplicate chunked again in a later shard: keep the first
-                        row, srow = row + 1, srow + len(c.sentences)
-                        continue
-                    new_rows[aid] = (k, row, row, srow, srow)
-                    new_chunks[aid] = []
-                    new_tokens[aid] = []
-                kk, r0, _, s0, _ = new_rows[aid]
-                row, srow = row + 1, srow + len(c.sentences)
-                new_rows[aid] = (kk, r0, row, s0, srow)
-                new_chunks[aid].append(c)
-                new_tokens[aid].append(payload["tokens"][i])
-            for rec in payload["records"]:
-                if "skipped" in rec:
-                    ingest.skipped.append(Skipped(file=rec["file"], reason=rec["skipped"]))
-                elif rec.get("same"):
-                    stored = prev.articles[prev.manifest["files"][rec["file"]]]
-                    ingest.add(rec["file"], stored.model_copy(update={"file": rec["file"], "aliases": []}))
-                else:
-                    ingest.add(rec["file"], Article.model_validate(rec["article"]))
-        report.skipped = ingest.skipped
-        report.warnings.extend(ingest.warnings)
-        report.duplicates = ingest.duplicates
-        report.embedded_chunks = report.cluster["chunks_embedded"]
-        report.embedded_tokens = embedded_tokens
+        got = _gather(ray, names, prev, folder, scratch, s, plan, progress, report)
+        report.skipped = got.ingest.skipped
+        report.warnings.extend(got.ingest.warnings)
+        report.duplicates = got.ingest.duplicates
         if progress:
             progress("read", len(names), len(names))
-        if not ingest.articles:
-            reasons = "; ".join(f"{x.file}: {x.reason}" for x in ingest.skipped) or "no .txt, .md, .html, .pdf, .jsonl or .csv files"
-            raise IngestError(f"No usable articles in {folder}/ ({reasons})")
-        files = pipe._classify(ingest.articles, prev, report)
-        if pipe._up_to_date(prev, ingest.articles, files, report, t0):
+        build.require_articles(got.ingest, folder)
+        the_plan = build.plan(got.ingest.articles, prev, report, t0)
+        if the_plan is None:
             return report
+        if prev is not None and the_plan.prev is None:
+            # The previous version failed its checksums: nothing of it is reused, so the
+            # cluster reads and embeds every file again.
+            got = _gather(ray, names, None, folder, scratch, s, plan, progress, report)
+        prev = the_plan.prev
 
-        # Pass 2: vectors, article by article in file order, from one shard file at a time
-        # (memory-mapped) or from the previous version, appended to files on disk.
+        # Assemble article by article in file order, from one shard file at a time (memory-mapped)
+        # or from the previous version, spilled to files on disk.
+        tm = time.perf_counter()
         if progress:
             progress("write", 0, 1)
-        dim = int(stats[0]["dim"]) if stats else prev.manifest["dimension"]
-        max_pieces = int(stats[0]["max_pieces"]) if stats else prev.manifest["max_pieces"]
-        old_tokens = read_bm25_tokens(prev.path, prev.chunks) if prev is not None else {}
-        chunks: list[Chunk] = []
-        bm25_tokens: list[list[str] | None] = []
-        n_sent = 0
-        open_shard: tuple[int, np.ndarray, np.ndarray] | None = None
-        with open(scratch / "vectors.f32", "wb") as fv, open(scratch / "sentences.f32", "wb") as fs:
-            for a in ingest.articles:
-                if a.id in new_rows:
-                    k, r0, r1, s0, s1 = new_rows[a.id]
-                    if open_shard is None or open_shard[0] != k:
-                        open_shard = (k, np.load(scratch / f"shard-{k:07d}.vectors.npy", mmap_mode="r"),
-                                      np.load(scratch / f"shard-{k:07d}.sentences.npy", mmap_mode="r"))
-                    vecs, sents = open_shard[1][r0:r1], open_shard[2][s0:s1]
-                    chunks.extend(new_chunks[a.id])
-                    bm25_tokens.extend(new_tokens[a.id])
-                else:
-                    old_chunks, vecs, old_sents = prev.article_vectors(a.id)
-                    sents = np.concatenate(old_sents) if old_sents else np.zeros((0, dim), np.float32)
-                    chunks.extend(old_chunks)
-                    bm25_tokens.extend(old_tokens.get(c.id) for c in old_chunks)
-                fv.write(np.ascontiguousarray(vecs, dtype=np.float32).tobytes())
-                fs.write(np.ascontiguousarray(sents, dtype=np.float32).tobytes())
-                n_sent += len(sents)
-        open_shard = None
-        todo = [i for i, t in enumerate(bm25_tokens) if t is None]
-        for i, t in zip(todo, bm25_tokenize([chunks[i].text for i in todo]) if todo else []):
-            bm25_tokens[i] = t
-        vectors = _mapped(scratch / "vectors.f32", len(chunks), dim)
-        sent_vectors = _mapped(scratch / "sentences.f32", n_sent, dim)
+        dim = int(got.stats[0]["dim"]) if got.stats else prev.manifest["dimension"]
+        max_pieces = int(got.stats[0]["max_pieces"]) if got.stats else prev.manifest["max_pieces"]
+        open_shard: list = [None]
+
+        def new_parts(article_id: str):
+            if article_id not in got.new_rows:
+                return None
+            k, r0, r1, s0, s1 = got.new_rows[article_id]
+            if open_shard[0] is None or open_shard[0][0] != k:
+                open_shard[0] = (k, np.load(scratch / f"shard-{k:07d}.vectors.npy", mmap_mode="r"),
+                                 np.load(scratch / f"shard-{k:07d}.sentences.npy", mmap_mode="r"))
+            _, vecs, sents = open_shard[0]
+            return got.new_chunks[article_id], vecs[r0:r1], sents[s0:s1], got.new_tokens[article_id]
+
+        chunks, vectors, sent_vectors, tokens = build.assemble(got.ingest.articles, new_parts, prev, dim, spill=scratch)
+        open_shard[0] = None
         report.seconds["merge"] = time.perf_counter() - tm
 
-        pipe._publish(ingest.articles, chunks, files, vectors, sent_vectors, bm25_tokens, dim, max_pieces,
-                      report, progress, time.perf_counter())
+        build.publish(store, s, got.ingest.articles, chunks, the_plan.files, vectors, sent_vectors, tokens, dim,
+                      max_pieces, report, progress, time.perf_counter())
         del vectors, sent_vectors
         report.seconds["total"] = time.perf_counter() - t0
         return report
@@ -434,10 +377,59 @@ def build_on_ray(pipe, folder: Path, report: BuildReport, *, full: bool, progres
             ray.shutdown()
 
 
-def _mapped(path: Path, rows: int, dim: int) -> np.ndarray:
-    if rows == 0:
-        return np.zeros((0, dim), np.float32)
-    return np.memmap(path, dtype=np.float32, mode="r", shape=(rows, dim))
+def _gather(ray, names: list[str], prev: IndexData | None, folder: Path, scratch: Path, s: Settings, plan: dict,
+            progress, report: BuildReport) -> _Gathered:
+    """Read and embed on the cluster the files of ``folder`` that ``prev`` does not hold with the
+    same bytes, then merge the shards' records in file order (the same duplicate and skip rules
+    as ``rag.ingest.load_folder``)."""
+    expect: dict[str, str] = {}
+    known = None
+    if prev is not None:
+        for aid, meta in prev.manifest.get("articles", {}).items():
+            if prev.manifest.get("files", {}).get(meta.get("file")) == aid and meta.get("sha256"):
+                expect[meta["file"]] = meta["sha256"]
+        known = np.sort(np.fromiter((_id_int(a) for a in prev.articles), np.uint64, len(prev.articles)))
+    shards = _shards(names, expect, s.ray_shard_files)
+    report.cluster["shards"] = len(shards)
+    t1 = time.perf_counter()
+    got = _Gathered(_run(ray, shards, folder, scratch, s, plan, known, progress, report.cluster) if shards else [])
+    report.seconds["cluster"] = time.perf_counter() - t1
+    report.cluster.update(
+        files_hashed=sum(x["n_files"] for x in got.stats),
+        files_read=sum(x["n_read"] for x in got.stats),
+        articles_embedded=sum(x["n_new"] for x in got.stats),
+        chunks_embedded=sum(x["n_chunks"] for x in got.stats),
+    )
+    for k in range(len(shards)):
+        payload = json.loads((scratch / f"shard-{k:07d}.json").read_bytes())
+        chunks = [Chunk.model_validate(c) for c in payload["chunks"]]
+        got.embedded_tokens += sum(c.n_tokens for c in chunks)
+        row = srow = 0
+        for i, c in enumerate(chunks):
+            aid = c.article_id
+            if aid not in got.new_rows or got.new_rows[aid][0] != k:
+                if aid in got.new_rows:  # a duplicate chunked again in a later shard: keep the first
+                    row, srow = row + 1, srow + len(c.sentences)
+                    continue
+                got.new_rows[aid] = (k, row, row, srow, srow)
+                got.new_chunks[aid] = []
+                got.new_tokens[aid] = []
+            kk, r0, _, s0, _ = got.new_rows[aid]
+            row, srow = row + 1, srow + len(c.sentences)
+            got.new_rows[aid] = (kk, r0, row, s0, srow)
+            got.new_chunks[aid].append(c)
+            got.new_tokens[aid].append(payload["tokens"][i])
+        for rec in payload["records"]:
+            if "skipped" in rec:
+                got.ingest.skipped.append(Skipped(file=rec["file"], reason=rec["skipped"]))
+            elif rec.get("same"):
+                stored = prev.articles[prev.manifest["files"][rec["file"]]]
+                got.ingest.add(rec["file"], stored.model_copy(update={"file": rec["file"], "aliases": []}))
+            else:
+                got.ingest.add(rec["file"], Article.model_validate(rec["article"]))
+    report.embedded_chunks = report.cluster["chunks_embedded"]
+    report.embedded_tokens = got.embedded_tokens
+    return got
 
 
 def _run(ray, shards: list[dict], folder: Path, scratch: Path, s, plan: dict, known, progress,
@@ -458,7 +450,7 @@ def _run(ray, shards: list[dict], folder: Path, scratch: Path, s, plan: dict, kn
     conf = {
         "model_name": s.model_name, "build_backend": s.build_backend, "embed_batch_size": s.embed_batch_size,
         "cache_dir": str(Path(s.cache_dir).resolve()), "onnx_int8": s.onnx_int8, "embed_precision": s.embed_precision,
-        "chunk_tokens": s.chunk_tokens, "chunk_overlap": s.chunk_overlap, "tiktoken_encoding": s.tiktoken_encoding,
+        "chunking": s.chunking_signature(),
         "max_file_bytes": s.max_file_bytes,
         "max_export_bytes": s.max_export_bytes,
     }
@@ -481,8 +473,8 @@ def _run(ray, shards: list[dict], folder: Path, scratch: Path, s, plan: dict, kn
             new_chars = sum(int(c["new_chars"]) for c in counts)
             if progress:
                 progress("read", total_files, total_files)
-            if s.build_backend != s.embed_backend and new_chars < s.small_build_chars:
-                conf["build_backend"] = s.embed_backend  # as Pipeline._embedder_for does for a small update
+            if build.small_update(s, new_chars):
+                conf["build_backend"] = s.embed_backend  # as a local build does for a small update
             cluster["embed_backend"] = conf["build_backend"]
             embedded = read.map_batches(
                 EmbedShards,

@@ -21,7 +21,7 @@
 5. **Corroboration.** Other articles whose best span states the same answer (or near-duplicate
    passages folded into a hit that contain it) are cited too, one citation per article.
 6. **Disagreement.** Each other article's own best span (margin > 0) is an *alternative*, with
-   the confidence the reader would give it; :func:`versions` groups them by what they say, and
+   the confidence the reader would give it; :func:`disagreements` groups them by what they say, and
    when two or more different answers each clear the abstention threshold the answer shows
    them all, newest first. Near-duplicate passages of other articles folded into the hits read
    (an updated story is often a near-copy with a new figure) are read too, in a second model
@@ -44,7 +44,7 @@ from .index import IndexData
 from .span_model import SpanModel, best_spans
 from .spans import SpanCandidate, SpanRanker
 from .spans import normalise as _norm
-from .types import Citation, Hit, SourceCount, Version
+from .types import Citation, DisagreeingAnswer, Hit, SourceCount
 
 
 @dataclass(slots=True)
@@ -289,7 +289,7 @@ class Reader:
         art = self.data.articles[article_id]
         s, e = _sentence_around(art.text, a, b)
         return Citation(
-            article=art.file, article_id=art.id, title=art.title, start=a, end=b, quote=art.text[a:b],
+            file=art.file, article_id=art.id, title=art.title, start=a, end=b, quote=art.text[a:b],
             sentence_start=s, sentence_end=e, sentence=art.text[s:e], passage_rank=rank,
             published=art.published, page=art.page_of(a),
         )
@@ -353,7 +353,7 @@ def source_counts(citations: list[Citation], hits: list[Hit]) -> list[SourceCoun
     out = []
     for c in citations:
         if all(s.article_id != c.article_id for s in out):
-            out.append(SourceCount(article=c.article, article_id=c.article_id, title=c.title,
+            out.append(SourceCount(file=c.file, article_id=c.article_id, title=c.title,
                                    passages=max(1, counts.get(c.article_id, 0)), published=c.published))
     return out
 
@@ -374,14 +374,14 @@ def same_answer(a: str, b: str) -> bool:
     return bool(na) and na == nb
 
 
-def versions(alternatives: list[tuple[float, Citation]], threshold: float) -> list[Version]:
+def disagreements(alternatives: list[tuple[float, Citation]], threshold: float) -> list[DisagreeingAnswer]:
     """The different answers that articles give, each with the articles stating it, newest first.
 
     ``alternatives`` are each article's best span with the reader's confidence for it alone
     (``Reading.alternatives``). Only answers at or above ``threshold`` count: an article whose
     best span the reader would not give as an answer on its own does not make a disagreement.
     Returns an empty list when all articles that answer agree."""
-    groups: list[Version] = []
+    groups: list[DisagreeingAnswer] = []
     for conf, cite in sorted(alternatives, key=lambda x: -x[0]):
         if conf < threshold:
             continue
@@ -391,12 +391,12 @@ def versions(alternatives: list[tuple[float, Citation]], threshold: float) -> li
                     v.citations.append(cite)
                 break
         else:
-            groups.append(Version(answer=cite.quote, confidence=min(1.0, max(0.0, conf)), citations=[cite]))
+            groups.append(DisagreeingAnswer(answer=cite.quote, confidence=min(1.0, max(0.0, conf)), citations=[cite]))
     if len(groups) < 2:
         return []
     for v in groups:
         dates = [c.published for c in v.citations if c.published]
         v.published = max(dates) if dates else None
         v.citations.sort(key=lambda c: c.published or "", reverse=True)
-    # newest first; undated versions last, in the reader's order
+    # newest first; undated answers last, in the reader's order
     return sorted(groups, key=lambda v: (v.published is not None, v.published or ""), reverse=True)

@@ -78,7 +78,7 @@ class Hit(BaseModel):
 
 
 class Citation(BaseModel):
-    article: str = Field(description="Article file name.")
+    file: str = Field(description="The article's file name.")
     article_id: str
     title: str
     start: int
@@ -93,14 +93,14 @@ class Citation(BaseModel):
 
 
 class SourceCount(BaseModel):
-    article: str
+    file: str = Field(description="The article's file name.")
     article_id: str
     title: str
     passages: int
     published: str | None = None
 
 
-class Version(BaseModel):
+class DisagreeingAnswer(BaseModel):
     """One of several different answers that articles give to the same question."""
 
     answer: str
@@ -123,8 +123,8 @@ class Answer(BaseModel):
     passages: list[Hit] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="Things the user should know (e.g. question cut).")
     features: dict[str, float] = Field(default_factory=dict, description="The reader's scores behind the confidence (margin, span and no-answer scores, retrieval).")
-    disagreement: bool = Field(False, description="Articles give different answers: see ``versions``.")
-    versions: list[Version] = Field(
+    disagreement: bool = Field(False, description="Articles give different answers: see ``disagreements``.")
+    disagreements: list[DisagreeingAnswer] = Field(
         default_factory=list, description="When articles disagree: each answer with its articles, newest first."
     )
     since: str | None = Field(None, description="Only articles published on or after this date were searched.")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .offline import hf_offline
+
 MAX_PIECES = 256
 STRIDE = 96
 MAX_QUESTION_PIECES = 64
@@ -45,6 +47,7 @@ class WindowTokenizer:
     so one instance serves every thread."""
 
     def __init__(self, model_dir: Path, max_pieces: int = MAX_PIECES, stride: int = STRIDE):
+        hf_offline()
         from tokenizers import Tokenizer
 
         path = str(Path(model_dir) / "tokenizer.json")

@@ -10,8 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
-SHARED = ROOT.parent / "shared"
-BBC = SHARED / "corpora" / "bbc" / "articles"
 
 # The ONNX export is cached per checkout, never in the user's home during tests.
 os.environ.setdefault("RAG_CACHE_DIR", str(ROOT / ".cache"))
@@ -21,6 +19,9 @@ def make_settings(**kw):
     from rag.config import Settings
 
     return Settings(**kw)
+
+
+BBC = make_settings().corpora_dir / "bbc" / "articles"  # the corpora_dir setting (RAG_CORPORA_DIR)
 
 
 @pytest.fixture(scope="session")

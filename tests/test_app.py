@@ -143,7 +143,7 @@ def test_sources_list_every_cited_article(app):
     answer = app.session_state["turns"][-1]["answer"]
     sources = next(m.value for m in last_assistant(app).markdown if "rag-sources" in m.value)
     for c in answer.citations:
-        assert c.article.replace("_", "&#95;").replace(".", "&#46;") in sources
+        assert c.file.replace("_", "&#95;").replace(".", "&#46;") in sources
     for s in answer.sources:
         assert f"{s.passages} passage" in sources
 

@@ -42,7 +42,7 @@ def fingerprint(a) -> tuple:
         a.answer,
         a.abstained,
         round(a.confidence, 5),
-        tuple((c.article_id, c.article, c.start, c.end, c.sentence_start, c.sentence_end, c.quote) for c in a.citations),
+        tuple((c.article_id, c.file, c.start, c.end, c.sentence_start, c.sentence_end, c.quote) for c in a.citations),
         tuple((h.chunk.id, h.chunk.start, h.chunk.end) for h in a.passages),
     )
 

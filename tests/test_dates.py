@@ -50,23 +50,23 @@ def _dates(pipe) -> dict[str, str | None]:
 def test_disagreement_shows_both_versions_newest_first(news):
     ans = news.ask(MINING_QUESTION)
     assert not ans.abstained and ans.disagreement
-    assert [v.answer for v in ans.versions] == ["3.9 million tonnes", "4.2 million tonnes"]
-    assert [v.published for v in ans.versions] == ["2024-06-15", "2024-02-01"]
-    assert [[c.article for c in v.citations] for v in ans.versions] == [["zorblax-2024-06.md"], ["zorblax-2024-02.md"]]
+    assert [v.answer for v in ans.disagreements] == ["3.9 million tonnes", "4.2 million tonnes"]
+    assert [v.published for v in ans.disagreements] == ["2024-06-15", "2024-02-01"]
+    assert [[c.file for c in v.citations] for v in ans.disagreements] == [["zorblax-2024-06.md"], ["zorblax-2024-02.md"]]
     arts = news.index().articles
-    for v in ans.versions:
+    for v in ans.disagreements:
         assert v.confidence >= news.abstain_threshold
         for c in v.citations:
             assert arts[c.article_id].text[c.start : c.end] == c.quote == v.answer
             assert c.published == arts[c.article_id].published
     assert any("disagree" in n for n in ans.notes)
-    assert [x.article for x in ans.sources] == ["zorblax-2024-06.md", "zorblax-2024-02.md"]
+    assert [x.file for x in ans.sources] == ["zorblax-2024-06.md", "zorblax-2024-02.md"]
 
 
 def test_agreeing_articles_are_no_disagreement(news):
     ans = news.ask("How many containers did the Port of Kellbridge handle last year?")
     assert not ans.abstained and "2.4 million" in ans.answer
-    assert not ans.disagreement and ans.versions == []
+    assert not ans.disagreement and ans.disagreements == []
     assert ans.citations[0].published == "2024-03-14" and ans.sources[0].published == "2024-03-14"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.evaluate import REPORT_KEYS, load_qa, run_eval
+from rag.evaluation import REPORT_KEYS, load_qa, run_eval
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS_QA = ROOT / "eval" / "seeds_qa.jsonl"
@@ -46,7 +46,7 @@ def seeds_eval(seeds_settings, tmp_path_factory):
     """One eval run per session over the shared seeds index (built once, see conftest)."""
     out = tmp_path_factory.mktemp("eval-out")
     report = run_eval(
-        SEEDS_QA, seeds_settings, k=10, json_out=out / "seeds.json", report_out=out / "seeds.md", progress=False
+        SEEDS_QA, seeds_settings, k=10, json_out=out / "seeds.json", report_out=out / "seeds.md"
     )
     return report, out
 
@@ -97,11 +97,12 @@ def test_floor(seeds_eval, key):
     assert value >= FLOORS[key], f"{key} = {value:.4f} fell below its floor {FLOORS[key]}"
 
 
-def test_split_filter(seeds_settings, tmp_path):
+def test_split_filter(seeds_settings, tmp_path, capsys):
     report = run_eval(
         SEEDS_QA, seeds_settings, k=5, json_out=tmp_path / "r.json", report_out=tmp_path / "r.md",
-        split="heldout", progress=False,
+        split="heldout",
     )
+    assert capsys.readouterr().out == ""  # the library prints nothing: the CLI prints
     items, _ = load_qa(SEEDS_QA, split="heldout")
     assert report["n"] == len(items) > 0
     assert report["config"]["split"] == "heldout" and report["retrieval"]["k"] == 5
@@ -144,7 +145,7 @@ def test_rag_eval_reads_squad_json(tmp_path, v2):
     qa = _squad_file(tmp_path / "tiny-squad.json", v2)
     # threshold 0: every candidate is given, so the figures measure the plumbing and the reading
     settings = Settings(cache_dir=tmp_path / "cache", index_dir=tmp_path / "never-used", abstain_threshold=0.0)
-    report = run_eval(qa, settings, k=5, json_out=tmp_path / "r.json", report_out=tmp_path / "r.md", progress=False)
+    report = run_eval(qa, settings, k=5, json_out=tmp_path / "r.json", report_out=tmp_path / "r.md")
     n = 5 if v2 else 4
     assert report["n"] == n and report["abstention"]["n"] == (1 if v2 else 0)
     # the set's own articles are indexed apart from the user's index
@@ -160,7 +161,7 @@ def test_rag_eval_reads_squad_json(tmp_path, v2):
 
 def test_squad_json_errors_are_one_clear_line(tmp_path):
     from rag.errors import RagError
-    from rag.squad import load_squad, split_articles
+    from rag.evaluation.squad import load_squad, split_articles
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"data": [{"title": "x", "paragraphs": [{"qas": []}]}]}')
@@ -174,7 +175,7 @@ def test_squad_json_errors_are_one_clear_line(tmp_path):
 
 
 def test_the_squad_split_is_by_article_and_disjoint():
-    from rag.squad import SPLIT_FILE, load_squad, split_articles
+    from rag.evaluation.squad import SPLIT_FILE, load_squad, split_articles
 
     spec = json.loads(SPLIT_FILE.read_text())
     assert not set(spec["dev"]) & set(spec["test"])
@@ -190,13 +191,12 @@ def test_the_squad_split_is_by_article_and_disjoint():
 
 def test_several_sets_in_one_report(seeds_settings, tmp_path, monkeypatch):
     """`rag eval --qa A --qa B`: each set's own report, and a combined one over all questions."""
-    from rag.evaluate import run_eval_many
+    from rag.evaluation import run_eval_many
 
     monkeypatch.chdir(tmp_path)  # per-set reports go to eval/reports/ under the working directory
     squad = _squad_file(tmp_path / "tiny-squad.json", v2=True)
     settings = seeds_settings.model_copy(update={"cache_dir": tmp_path / "cache"})
-    rep = run_eval_many([SEEDS_QA, squad], settings, k=5, json_out=tmp_path / "all.json", report_out=tmp_path / "all.md",
-                        progress=False)
+    rep = run_eval_many([SEEDS_QA, squad], settings, k=5, json_out=tmp_path / "all.json", report_out=tmp_path / "all.md")
     seeds_n = len(load_qa(SEEDS_QA)[0])
     assert rep["n"] == seeds_n + 5
     rows = {r["set"]: r for r in rep["config"]["sets"]}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import RagError
-from rag.evaluate import load_qa
+from rag.evaluation import load_qa
 from rag.feedback import FeedbackStore, GoldSpan
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from rag.chunk import chunk_article
 from rag.formats import find_dateline, parse_date, split_front_matter
-from rag.ingest import load_folder, read_article, read_file
+from rag.ingest import load_folder, read_file
 
 from .news_fixtures import PAGE_EXPECT, PAGES, pdf_bytes
 
@@ -21,7 +21,7 @@ MB = 10 * 1024 * 1024
 @pytest.mark.parametrize("name", sorted(PAGE_EXPECT))
 def test_saved_page_keeps_the_body_and_drops_the_furniture(name):
     exp = PAGE_EXPECT[name]
-    a = read_article(PAGES / name, name, MB)
+    a = read_file(PAGES / name, name, MB).articles[0]
     assert a.title == exp["title"]
     assert a.published == exp["date"]
     assert a.author == exp["author"]
@@ -36,7 +36,7 @@ def test_saved_page_keeps_the_body_and_drops_the_furniture(name):
 
 
 def test_page_metadata_site_and_canonical_url():
-    a = read_article(PAGES / "daily_ledger.html", "daily_ledger.html", MB)
+    a = read_file(PAGES / "daily_ledger.html", "daily_ledger.html", MB).articles[0]
     assert a.site == "The Daily Ledger"
     assert a.url == "https://www.dailyledger.example/business/2024/port-kellbridge-record-traffic"
 
@@ -45,7 +45,7 @@ def test_a_short_page_keeps_its_sentences_whole(tmp_path):
     f = tmp_path / "page.html"
     f.write_text("<html><head><title>Rates rise</title></head><body><nav>Home | Share</nav><h1>Rates rise</h1>"
                  "<p>The <b>central bank</b> raised rates to <a href='/x'>5%</a> on Tuesday.</p></body></html>")
-    a = read_article(f, f.name, MB)
+    a = read_file(f, f.name, MB).articles[0]
     assert "The central bank raised rates to 5% on Tuesday." in a.text
     assert "Home | Share" not in a.text
 
@@ -103,12 +103,12 @@ def test_front_matter_in_markdown_and_text(tmp_path):
     md = tmp_path / "a.md"
     md.write_text("---\ntitle: 'Budget: the details'\ndate: 2024-04-02\nurl: https://ex.example/b\nauthor: Jo Lee\n---\n"
                   "# Budget day\n\nThe budget was announced on Tuesday.\n")
-    a = read_article(md, md.name, MB)
+    a = read_file(md, md.name, MB).articles[0]
     assert (a.title, a.published, a.url, a.author) == ("Budget: the details", "2024-04-02", "https://ex.example/b", "Jo Lee")
     assert not a.text.startswith("---") and "title:" not in a.text
     txt = tmp_path / "b.txt"
     txt.write_text("---\npublished: 5 May 2021\n---\nHeadline here\nThe story.\n")
-    assert read_article(txt, txt.name, MB).published == "2021-05-05"
+    assert read_file(txt, txt.name, MB).articles[0].published == "2021-05-05"
     meta, body = split_front_matter("---\n- not a mapping\n---\nText\n")
     assert meta == {} and body.startswith("---")
 
@@ -121,7 +121,7 @@ def test_pdf_text_per_page_and_page_numbers(tmp_path):
     f.write_bytes(pdf_bytes([["Kellbridge Council press release", "GENEVA, 3 June 2023 -- The council approved the budget."],
                              [], ["The budget for 2024 is 12 million pounds."]],
                             title="Budget release", created="20230605120000Z"))
-    a = read_article(f, f.name, MB)
+    a = read_file(f, f.name, MB).articles[0]
     assert a.title == "Budget release"
     assert a.published == "2023-06-03"  # the dateline wins over the file's creation date
     assert len(a.pages) == 3
@@ -133,7 +133,7 @@ def test_pdf_text_per_page_and_page_numbers(tmp_path):
 def test_pdf_creation_date_when_no_dateline(tmp_path):
     f = tmp_path / "r.pdf"
     f.write_bytes(pdf_bytes([["Annual report", "Revenue grew strongly this year."]], created="20220110083000Z"))
-    assert read_article(f, f.name, MB).published == "2022-01-10T08:30:00+00:00"
+    assert read_file(f, f.name, MB).articles[0].published == "2022-01-10T08:30:00+00:00"
 
 
 def test_scanned_pdf_is_reported_as_such(tmp_path):

@@ -169,7 +169,7 @@ def test_pipeline_add_keeps_files_inside_the_folder(tmp_path, small_articles, se
     assert "not found" in reasons[str(tmp_path / "missing.txt")]
     assert {"x.txt", "evil.txt"} <= set(report.added)
     a = pipe.ask(H.FACT_QUESTION)
-    assert a.answer == H.FACT_ANSWER and a.citations[0].article == "x.txt"
+    assert a.answer == H.FACT_ANSWER and a.citations[0].file == "x.txt"
 
 
 def test_pipeline_add_does_not_write_through_a_symlink(tmp_path, small_articles, seeds_pipeline):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.errors import IngestError
-from rag.ingest import clean_text, is_furniture, load_folder, read_article, safe_name
+from rag.ingest import clean_text, is_furniture, load_folder, read_file, safe_name
 
 from .conftest import SEEDS
 
@@ -40,7 +40,7 @@ def test_repeated_paragraphs_are_dropped_once():
 
 
 def test_seed_with_repeated_body_and_debris_is_cleaned():
-    article = read_article(SEEDS / "001_862f22007153cb7b.txt", "001_862f22007153cb7b.txt", MB)
+    article = read_file(SEEDS / "001_862f22007153cb7b.txt", "001_862f22007153cb7b.txt", MB).articles[0]
     raw = (SEEDS / "001_862f22007153cb7b.txt").read_text()
     first = "Concerns have surfaced about the seemingly close relationship between Microsoft and OpenAI."
     assert raw.count(first) == 2 and article.text.count(first) == 1
@@ -52,7 +52,7 @@ def test_seed_with_repeated_body_and_debris_is_cleaned():
 def test_crlf_and_control_characters_are_normalised(tmp_path):
     f = tmp_path / "a.txt"
     f.write_bytes(b"Title line\r\nFirst sentence here.\x07\r\n\r\n\r\nSecond one.\r\n")
-    a = read_article(f, "a.txt", MB)
+    a = read_file(f, "a.txt", MB).articles[0]
     assert a.text == "Title line\nFirst sentence here.\n\nSecond one."
 
 
@@ -63,7 +63,7 @@ def test_html_text_title_and_scripts(tmp_path):
         "<nav>Home | Share</nav><h1>Big News</h1><p>The <b>central bank</b> raised rates to 5%.</p>"
         "<p>Markets fell.</p><footer>Subscribe</footer></body></html>"
     )
-    a = read_article(f, "page.html", MB)
+    a = read_file(f, "page.html", MB).articles[0]
     assert a.title == "Big News"
     assert "The central bank raised rates to 5%." in a.text
     assert "alert" not in a.text and "Subscribe" not in a.text

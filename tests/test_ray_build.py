@@ -76,7 +76,7 @@ def test_serving_never_imports_ray(seeds_pipeline, tmp_path):
 import sys
 from rag.config import Settings
 from rag.pipeline import Pipeline
-import rag.cli, rag.evaluate, rag.feedback
+import rag.cli, rag.evaluation, rag.feedback
 p = Pipeline(Settings(articles_dir={str(SEEDS)!r}, index_dir={str(seeds_pipeline.settings.index_dir)!r}))
 p.ensure_index()
 a = p.ask({QUESTION!r})
@@ -230,7 +230,7 @@ def test_ray_build_equals_local_build(built, corpus):
     # Both versions answer the same.
     qa, qb = local.ask(QUESTION), on_ray.ask(QUESTION)
     assert qa.answer and qa.answer == qb.answer
-    assert [(c.article, c.start, c.end) for c in qa.citations] == [(c.article, c.start, c.end) for c in qb.citations]
+    assert [(c.file, c.start, c.end) for c in qa.citations] == [(c.file, c.start, c.end) for c in qb.citations]
     # Nothing of the build is left beside the index.
     assert not list(Path(on_ray.settings.index_dir).glob(".build-*"))
 
@@ -247,13 +247,13 @@ def _diff(a, b, path="") -> list[str]:
 @pytest.mark.ray
 @needs_ray
 def test_ray_and_local_eval_figures_identical(built, tmp_path):
-    from rag.evaluate import run_eval
+    from rag.evaluation import run_eval
 
     local, _, on_ray, _ = built
     reports = []
     for name, pipe in (("local", local), ("ray", on_ray)):
         r = run_eval(ROOT / "eval" / "seeds_qa.jsonl", pipe.settings, json_out=tmp_path / f"{name}.json",
-                     report_out=tmp_path / f"{name}.md", progress=False)
+                     report_out=tmp_path / f"{name}.md")
         assert r["config"]["index"]["version"] == pipe.index().version  # the index as built, not a rebuild
         reports.append({k: r[k] for k in ("retrieval", "answer", "abstention", "misses")})
     assert reports[0] == reports[1], _diff(reports[0], reports[1])
@@ -397,3 +397,47 @@ def test_cli_builds_on_a_running_cluster(ray_cluster, tmp_path):
     assert "Traceback" not in r.stderr
     report = Pipeline(make_settings(articles_dir=SEEDS, index_dir=index)).ask(QUESTION)
     assert report.answer
+
+
+@pytest.fixture(scope="module")
+def ray_seeds_index(ray_cluster, tmp_path_factory) -> Path:
+    """The seeds built on the cluster: a previous version for an incremental Ray build to reuse."""
+    index = tmp_path_factory.mktemp("ray-seeds") / "index"
+    Pipeline(_settings(SEEDS, index)).build(engine="ray")
+    return index
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@needs_ray
+@pytest.mark.parametrize("name", ["sentences.npy", "bm25_tokens.jsonl"])
+def test_ray_build_never_reuses_a_damaged_file(ray_seeds_index, articles_copy, tmp_path, name):
+    """A Ray build checks what it reuses as a local build does (rag.build.plan): a flipped byte in a
+    file that loading does not hash is caught, and everything is read and embedded again."""
+    from rag import integrity
+    from rag.index import IndexStore
+
+    assert name in integrity.NOT_HASHED_AT_LOAD
+    index = tmp_path / "index"
+    shutil.copytree(ray_seeds_index, index)
+    vdir = index / "versions" / (index / "CURRENT").read_text().strip()
+    data = bytearray((vdir / name).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (vdir / name).write_bytes(bytes(data))
+    (articles_copy / "new.txt").write_text("Quokka Bureau reports record zebra index\n\nThe zebra index rose to 7.5.\n")
+
+    pipe = Pipeline(_settings(articles_copy, index))
+    report = pipe.build(engine="ray")
+    assert report.reused == [] and report.added == ["new.txt"]
+    assert any(name in w and "re-embedding everything" in w for w in report.warnings), report.warnings
+    assert report.embedded_chunks == report.n_chunks and report.cluster["articles_embedded"] == report.n_articles
+    assert IndexStore(index).verify()["checksums"] is True
+    # The new version holds the undamaged vectors and tokens: those of the seeds' own build.
+    new, old = pipe.index(), Pipeline(_settings(SEEDS, ray_seeds_index)).index()
+    assert sorted(report.updated) == sorted(a.file for a in old.articles.values())
+    rows = [i for i, c in enumerate(new.chunks) if c.article_id in old.articles]
+    assert [new.chunks[i].id for i in rows] == [c.id for c in old.chunks]
+    sent_rows = np.concatenate([new.chunk_sentence_vectors(i) for i in rows])
+    assert np.array_equal(sent_rows, old.sent_vectors)
+    new_tokens = _lines(new.path, "bm25_tokens.jsonl")
+    assert [new_tokens[i] for i in rows] == _lines(old.path, "bm25_tokens.jsonl")

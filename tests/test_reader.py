@@ -118,7 +118,7 @@ def test_the_model_answers_seed_questions(pipe, question, expected):
 
 def test_corroborating_articles_are_cited(pipe):
     ans = pipe.ask("What share of OpenAI does Microsoft hold?")
-    assert ans.n_sources >= 2 and len({c.article for c in ans.citations}) == ans.n_sources
+    assert ans.n_sources >= 2 and len({c.file for c in ans.citations}) == ans.n_sources
 
 
 def test_a_question_the_articles_do_not_answer_abstains(pipe):

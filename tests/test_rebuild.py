@@ -71,10 +71,10 @@ def test_incremental_build_embeds_only_what_changed(articles_copy, tmp_path, see
 
     # Answers follow the change.
     a = pipe.ask("How many people will the Zorblax plant employ?")
-    assert not a.abstained and "740" in a.answer and a.citations[0].article == "zorblax.txt"
+    assert not a.abstained and "740" in a.answer and a.citations[0].file == "zorblax.txt"
     assert pipe.ask("When did the two companies sign a new pact?").answer == "3 May 2031"
     gone = pipe.ask("Who is Microsoft's AI chief?")
-    assert all(c.article != "004_d817dda01224586a.txt" for c in gone.citations)
+    assert all(c.file != "004_d817dda01224586a.txt" for c in gone.citations)
 
 
 def test_full_rebuild_and_other_chunking_never_reuse(articles_copy, tmp_path, seeds_pipeline):

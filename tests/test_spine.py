@@ -26,15 +26,15 @@ def test_microsoft_stake_is_answered_with_a_citation(seeds_pipeline):
     a = seeds_pipeline.ask("What share of OpenAI does Microsoft hold?")
     assert not a.abstained
     assert "49%" in a.answer
-    assert a.citations and a.citations[0].article.endswith(".txt")
-    assert a.citations[0].article in {p.name for p in (seeds_pipeline.settings.articles_dir).iterdir()}
+    assert a.citations and a.citations[0].file.endswith(".txt")
+    assert a.citations[0].file in {p.name for p in (seeds_pipeline.settings.articles_dir).iterdir()}
     _check_citations(seeds_pipeline, a)
 
 
 def test_stake_is_corroborated_by_more_than_one_article(seeds_pipeline):
     a = seeds_pipeline.ask("What share of OpenAI does Microsoft hold?")
     assert a.n_sources >= 2
-    assert len({c.article for c in a.citations}) == a.n_sources
+    assert len({c.file for c in a.citations}) == a.n_sources
     assert all(c.quote == "49%" for c in a.citations)
 
 

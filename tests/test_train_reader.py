@@ -73,7 +73,7 @@ def tok():
 
 
 def test_news_dev_part_is_fixed_by_article_and_per_category():
-    from rag.squad import SquadArticle
+    from rag.evaluation.squad import SquadArticle
     from rag.training.data import news_dev_titles, split_news
 
     arts = [SquadArticle(title=f"{cat}_{i:03d}") for cat in ("business", "sport") for i in range(1, 11)]
@@ -88,7 +88,7 @@ def test_news_dev_part_is_fixed_by_article_and_per_category():
 
 def test_groups_hold_the_answer_window_and_unlabelled_distractors(tok, tiny, news):
     from rag.embed import load_embedder
-    from rag.squad import load_squad, split_articles
+    from rag.evaluation.squad import load_squad, split_articles
     from rag.training.data import build_groups
 
     embedder = load_embedder("all-MiniLM-L6-v2", backend="onnx")

@@ -18,7 +18,7 @@ import streamlit as st  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.ingest import SUPPORTED_SUFFIXES  # noqa: E402
-from ui import render as R  # noqa: E402
+from ui import render  # noqa: E402
 from rag.feedback import GoldSpan  # noqa: E402
 from ui.select_span import select_span  # noqa: E402
 from ui.uploads import add_uploads  # noqa: E402
@@ -35,7 +35,7 @@ STAGES = {"read": "Reading articles", "embed": "Embedding passages", "write": "W
           "fetch": "Fetching feed items"}
 
 st.set_page_config(page_title="News Q&A", page_icon="📰", layout="centered")
-st.html(R.APP_CSS)
+st.html(render.APP_CSS)
 
 
 # -- the pipeline (one per process) ---------------------------------------------------------
@@ -45,7 +45,7 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except Exception as exc:  # pydantic's ValidationError names the bad RAG_* variable
-        st.error(f"Invalid setting: {R.md_escape(exc)}")
+        st.error(f"Invalid setting: {render.md_escape(exc)}")
         st.stop()
 
 
@@ -87,7 +87,7 @@ def build_index(pipe, *, message: str) -> None:
         report = pipe.build(progress=progress_callback(bar), wait=600)
         bar.empty()
     for s in report.skipped:
-        st.warning(f"Skipped {R.md_escape(s.file)}: {R.md_escape(s.reason)}")
+        st.warning(f"Skipped {render.md_escape(s.file)}: {render.md_escape(s.reason)}")
 
 
 settings = load_settings()
@@ -100,7 +100,7 @@ try:
     with st.spinner("Loading the index…"):
         warm(settings_key, pipe)
 except RagError as exc:
-    st.error(R.md_escape(exc))
+    st.error(render.md_escape(exc))
     st.stop()
 
 
@@ -131,17 +131,17 @@ def show_article(article_id: str, file: str, marks: list[tuple[int, int]], conte
     try:
         article = pipe.index().articles.get(article_id)
     except RagError as exc:
-        st.error(R.md_escape(exc))
+        st.error(render.md_escape(exc))
         return
     if article is None:
         st.info(
-            f"{R.md_escape(file)} is no longer in the index (it was removed or changed since this answer)."
+            f"{render.md_escape(file)} is no longer in the index (it was removed or changed since this answer)."
         )
         return
     byline = " · ".join(x for x in (article.author, article.site) if x) or None
-    st.markdown(R.article_header_html(article.title, article.file, len(article.text), article.published, byline,
+    st.markdown(render.article_header_html(article.title, article.file, len(article.text), article.published, byline,
                                       article.url), unsafe_allow_html=True)
-    doc = R.article_document(article.text, marks, context=context, theme=theme_type())
+    doc = render.article_document(article.text, marks, context=context, theme=theme_type())
     st.iframe(doc, height=480, alt=f"Full text of {article.file}")
 
 
@@ -151,41 +151,41 @@ def show_article(article_id: str, file: str, marks: list[tuple[int, int]], conte
 def render_answer(turn: dict) -> None:
     tid = turn["id"]
     if turn.get("error"):
-        st.error(R.md_escape(turn["error"]))
+        st.error(render.md_escape(turn["error"]))
         return
     answer = turn["answer"]
-    query = R.searched_for(answer.question, answer.query)
+    query = render.searched_for(answer.question, answer.query)
     if query:
-        st.markdown(R.searched_for_html(query), unsafe_allow_html=True)
+        st.markdown(render.searched_for_html(query), unsafe_allow_html=True)
     if answer.notes:
         for note in answer.notes:
-            st.info(R.md_escape(note))
-    st.markdown(R.answer_card_html(answer), unsafe_allow_html=True)
+            st.info(render.md_escape(note))
+    st.markdown(render.answer_card_html(answer), unsafe_allow_html=True)
     try:
         articles = pipe.index().articles
     except RagError:
         articles = {}
 
     if not answer.abstained:
-        for i, c in enumerate(R.shown_citations(answer), 1):
+        for i, c in enumerate(render.shown_citations(answer), 1):
             art = articles.get(c.article_id)
             with st.container(border=True, key=f"cite-{tid}-{i}", gap="small"):
-                st.markdown(R.citation_html(i, c, art.text if art else None), unsafe_allow_html=True)
+                st.markdown(render.citation_html(i, c, art.text if art else None), unsafe_allow_html=True)
                 if st.button("Open article", key=f"open-{tid}-{i}", icon=":material/article:", type="tertiary",
                              help="Read the whole article with this quote highlighted"):
-                    show_article(c.article_id, c.article, [(c.start, c.end)], (c.sentence_start, c.sentence_end))
-        html = R.sources_html(answer)
+                    show_article(c.article_id, c.file, [(c.start, c.end)], (c.sentence_start, c.sentence_end))
+        html = render.sources_html(answer)
         if html:
             st.markdown(html, unsafe_allow_html=True)
     elif answer.passages:
-        st.markdown(R.related_header_html(len(answer.passages)), unsafe_allow_html=True)
+        st.markdown(render.related_header_html(len(answer.passages)), unsafe_allow_html=True)
         for i, h in enumerate(answer.passages, 1):
             with st.container(border=True, key=f"related-{tid}-{i}", gap="small"):
-                st.markdown(R.related_html(i, h), unsafe_allow_html=True)
+                st.markdown(render.related_html(i, h), unsafe_allow_html=True)
                 if st.button("Open article", key=f"rel-{tid}-{i}", icon=":material/article:", type="tertiary",
                              help="Read the whole article with this passage shaded"):
                     show_article(h.chunk.article_id, h.file, [], (h.chunk.start, h.chunk.end))
-    st.markdown(R.footer_html(answer, turn.get("mode")), unsafe_allow_html=True)
+    st.markdown(render.footer_html(answer, turn.get("mode")), unsafe_allow_html=True)
     feedback_controls(turn)
 
 
@@ -227,22 +227,22 @@ def feedback_controls(turn: dict) -> None:
                                format_func=lambda a: f"{articles[a].file} · {articles[a].title[:60]}")
             picked = select_span(articles[aid].text, key=f"fb-sel-{tid}-{aid}")
             if picked:
-                st.caption(f"Selected in {R.md_escape(articles[aid].file)} [{picked['start']}:{picked['end']}]: "
-                           f"“{R.md_escape(picked['text'][:200])}”")
+                st.caption(f"Selected in {render.md_escape(articles[aid].file)} [{picked['start']}:{picked['end']}]: "
+                           f"“{render.md_escape(picked['text'][:200])}”")
                 if st.button("Save the selected words", key=f"fb-savesel-{tid}", icon=":material/save:"):
                     save_feedback(turn, "wrong", span=GoldSpan(aid, picked["start"], picked["end"]))
         typed = st.text_input("…or type the right answer, exactly as an article says it", key=f"fb-text-{tid}")
         if st.button("Save the right answer", key=f"fb-save-{tid}", icon=":material/save:"):
             save_feedback(turn, "wrong", typed=typed)
     if turn.get("feedback_error"):
-        st.error(R.md_escape(turn["feedback_error"]))
+        st.error(render.md_escape(turn["feedback_error"]))
     elif turn.get("feedback"):
-        st.caption(f"Marked {labels[turn['feedback']]}; saved to {R.md_escape(settings.feedback_file)}.")
+        st.caption(f"Marked {labels[turn['feedback']]}; saved to {render.md_escape(settings.feedback_file)}.")
 
 
 def render_turn(turn: dict) -> None:
     with st.chat_message("user", avatar=USER_AVATAR):
-        st.markdown(R.user_text_html(turn["question"]), unsafe_allow_html=True)
+        st.markdown(render.user_text_html(turn["question"]), unsafe_allow_html=True)
     with st.chat_message("assistant", avatar=BOT_AVATAR):
         render_answer(turn)
 
@@ -250,7 +250,7 @@ def render_turn(turn: dict) -> None:
 # -- sidebar: conversation, index, settings ---------------------------------------------------
 
 with st.sidebar:
-    st.markdown(R.brand_html(), unsafe_allow_html=True)
+    st.markdown(render.brand_html(), unsafe_allow_html=True)
     if st.button("New conversation", icon=":material/add_comment:", width="stretch",
                  help="Forget the questions so far: the next question is not read as a follow-up."):
         state.turns = []
@@ -275,9 +275,9 @@ with st.sidebar:
     st.subheader("Index")
     try:
         info = pipe.index().info()
-        st.markdown(R.index_info_html(info), unsafe_allow_html=True)
+        st.markdown(render.index_info_html(info), unsafe_allow_html=True)
     except RagError as exc:
-        st.error(R.md_escape(exc))
+        st.error(render.md_escape(exc))
 
     st.subheader("Add articles")
     uploads = st.file_uploader(
@@ -302,22 +302,22 @@ with st.sidebar:
     result = state.pop("upload_result", None)
     if result is not None:
         if result.error:
-            st.error(R.md_escape(result.error))
+            st.error(render.md_escape(result.error))
         done = [("Added", result.added), ("Updated", result.updated)]
         for label, files in done:
             if files:
                 st.success(f"{label} {len(files)} article{'s' if len(files) != 1 else ''}: "
-                           f"{R.md_escape(', '.join(files))}")
+                           f"{render.md_escape(', '.join(files))}")
         if result.added or result.updated:
             st.caption(f"The index now holds {result.n_articles:,} articles in {result.n_chunks:,} passages.")
         if result.unchanged:
-            st.info(f"Already indexed, unchanged: {R.md_escape(', '.join(result.unchanged))}")
+            st.info(f"Already indexed, unchanged: {render.md_escape(', '.join(result.unchanged))}")
         for orig, new in result.renamed.items():
-            st.info(f"{R.md_escape(orig)} was saved as {R.md_escape(new)} (folder parts of a name are dropped).")
+            st.info(f"{render.md_escape(orig)} was saved as {render.md_escape(new)} (folder parts of a name are dropped).")
         for p in result.problems:
-            st.error(f"Could not use {R.md_escape(p.file)}: {R.md_escape(p.reason)}")
+            st.error(f"Could not use {render.md_escape(p.file)}: {render.md_escape(p.reason)}")
         for w in result.warnings:
-            st.warning(R.md_escape(w))
+            st.warning(render.md_escape(w))
 
     st.subheader("Add a feed")
     feed_url = st.text_input("Feed", key="feed_url", label_visibility="collapsed",
@@ -334,19 +334,19 @@ with st.sidebar:
         st.rerun()
     feed_result = state.pop("feed_result", None)
     if isinstance(feed_result, str):
-        st.error(R.md_escape(feed_result))
+        st.error(render.md_escape(feed_result))
     elif feed_result is not None:
-        st.markdown(R.feed_report_html(feed_result), unsafe_allow_html=True)
+        st.markdown(render.feed_report_html(feed_result), unsafe_allow_html=True)
 
     with st.expander("Maintenance"):
-        st.caption(f"Articles folder: {R.md_escape(settings.articles_dir)} · index: {R.md_escape(settings.index_dir)}")
+        st.caption(f"Articles folder: {render.md_escape(settings.articles_dir)} · index: {render.md_escape(settings.index_dir)}")
         if st.button("Rescan articles folder", icon=":material/refresh:",
                      help="Index files added, changed or removed in the folder outside the app."):
             try:
                 build_index(pipe, message="Updating the index…")
                 st.rerun()
             except RagError as exc:
-                st.error(R.md_escape(exc))
+                st.error(render.md_escape(exc))
 
 
 # -- the conversation -------------------------------------------------------------------------
@@ -356,12 +356,7 @@ with st.sidebar:
 prompt = st.chat_input("Ask a question about the articles…")
 
 if not state.turns and not prompt:
-    st.markdown(
-        '<div class="rag-empty"><div class="rag-empty-title">Ask the news archive</div>'
-        '<div class="rag-empty-text">Answers are quoted from the indexed articles, with every quote '
-        "highlighted in its source. When the articles don&#39;t say, you will be told so.</div></div>",
-        unsafe_allow_html=True,
-    )
+    st.markdown(render.empty_chat_html(), unsafe_allow_html=True)
 
 for turn in state.turns:
     render_turn(turn)
@@ -370,7 +365,7 @@ if prompt:
     state.next_id += 1
     turn = {"id": state.next_id, "question": prompt, "answer": None, "error": None, "mode": mode}
     with st.chat_message("user", avatar=USER_AVATAR):
-        st.markdown(R.user_text_html(prompt), unsafe_allow_html=True)
+        st.markdown(render.user_text_html(prompt), unsafe_allow_html=True)
     with st.chat_message("assistant", avatar=BOT_AVATAR):
         try:
             with st.spinner("Searching the articles…"):

@@ -177,12 +177,12 @@ def disagreement_card_html(answer) -> str:
     """The card of an answer whose articles disagree: every version with its articles and dates,
     newest first, numbered like the citations listed under it."""
     items, n = [], 0
-    for v in answer.versions:
+    for v in answer.disagreements:
         refs = "".join(f'<span class="rag-ref">[{n + i}]</span>' for i in range(1, len(v.citations) + 1))
         n += len(v.citations)
         where = "".join(
             f'<span class="rag-version-src">{esc(c.title)}<span class="rag-dot">·</span>'
-            f'<span class="rag-file">{esc(c.article)}</span><span class="rag-dot">·</span>{_date_html(c.published)}</span>'
+            f'<span class="rag-file">{esc(c.file)}</span><span class="rag-dot">·</span>{_date_html(c.published)}</span>'
             for c in v.citations
         )
         items.append(
@@ -193,7 +193,7 @@ def disagreement_card_html(answer) -> str:
     return (
         '<div class="rag-card rag-answer rag-disagree" data-testid="rag-disagreement">'
         '<div class="rag-card-label">The articles disagree</div>'
-        f'<div class="rag-disagree-text">{len(answer.versions)} different answers, newest first:</div>'
+        f'<div class="rag-disagree-text">{len(answer.disagreements)} different answers, newest first:</div>'
         f'<ol class="rag-versions">{"".join(items)}</ol>'
         f'<div class="rag-meta">{confidence_html(answer.confidence)}</div></div>'
     )
@@ -201,8 +201,8 @@ def disagreement_card_html(answer) -> str:
 
 def shown_citations(answer) -> list:
     """The citations listed under an answer: its own, or every version's when articles disagree."""
-    if getattr(answer, "disagreement", False) and getattr(answer, "versions", None):
-        return [c for v in answer.versions for c in v.citations]
+    if getattr(answer, "disagreement", False) and getattr(answer, "disagreements", None):
+        return [c for v in answer.disagreements for c in v.citations]
     return list(answer.citations)
 
 
@@ -219,7 +219,7 @@ def answer_card_html(answer) -> str:
             f'<div class="rag-meta">{confidence_html(answer.confidence)}</div>'
             "</div>"
         )
-    if getattr(answer, "disagreement", False) and getattr(answer, "versions", None):
+    if getattr(answer, "disagreement", False) and getattr(answer, "disagreements", None):
         return disagreement_card_html(answer)
     n_src = answer.n_sources or len({c.article_id for c in answer.citations})
     src = f"{n_src} article{'s' if n_src != 1 else ''}" if n_src else ""
@@ -261,11 +261,11 @@ def citation_html(number: int, citation, article_text: str | None = None) -> str
     dated = f'<span class="rag-dot">·</span>{_date_html(getattr(citation, "published", None))}'
 
     return (
-        f'<div class="rag-cite" data-testid="rag-cite" data-file="{esc_attr(citation.article)}">'
+        f'<div class="rag-cite" data-testid="rag-cite" data-file="{esc_attr(citation.file)}">'
         f'<div class="rag-cite-head"><span class="rag-num">[{number}]</span>'
         f'<span class="rag-title" title="{esc_attr(citation.title)}">{esc(citation.title)}</span></div>'
         f'<div class="rag-quote">{lead}{body}{tail}</div>'
-        f'<div class="rag-meta"><span class="rag-file">{esc(citation.article)}</span>{dated}{rank}</div>'
+        f'<div class="rag-meta"><span class="rag-file">{esc(citation.file)}</span>{dated}{rank}</div>'
         "</div>"
     )
 
@@ -280,7 +280,7 @@ def sources_html(answer) -> str:
         rows.append(
             '<li class="rag-source">'
             f'<span class="rag-title" title="{esc_attr(s.title)}">{esc(s.title)}</span>'
-            f'<span class="rag-meta"><span class="rag-file">{esc(s.article)}</span>'
+            f'<span class="rag-meta"><span class="rag-file">{esc(s.file)}</span>'
             f'<span class="rag-dot">·</span>{_date_html(getattr(s, "published", None))}'
             f'<span class="rag-dot">·</span>{n} passage{"s" if n != 1 else ""}</span></li>'
         )
@@ -313,11 +313,13 @@ def related_header_html(n: int) -> str:
     )
 
 
-def notes_html(notes: Sequence[str]) -> str:
-    if not notes:
-        return ""
-    items = "".join(f"<li>{esc(n)}</li>" for n in notes)
-    return f'<div class="rag-notes"><ul>{items}</ul></div>'
+def empty_chat_html() -> str:
+    """The welcome note of a chat without questions yet."""
+    return (
+        '<div class="rag-empty"><div class="rag-empty-title">Ask the news archive</div>'
+        '<div class="rag-empty-text">Answers are quoted from the indexed articles, with every quote '
+        "highlighted in its source. When the articles don&#39;t say, you will be told so.</div></div>"
+    )
 
 
 def user_text_html(text: str) -> str:

@@ -9,7 +9,7 @@ Dev sets (tuning data only; no eval set and no ``test``/``heldout`` half is read
 * ``squad-dev``: the ``dev`` articles of ``rag/squad_split.json`` (Wikipedia), passages
   retrieved among those articles;
 * ``news-dev``: the fixed by-article dev part of ``bbc-news-qa`` (``rag.training.data``), passages
-  retrieved among all 2,225 BBC articles when ``../shared/corpora/bbc`` is present (as served),
+  retrieved among all 2,225 BBC articles when the ``corpora_dir`` setting holds ``bbc/`` (as served),
   else among the news set's own dev articles.
 
 For every question the top passages are retrieved once. Then:
@@ -37,21 +37,20 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import metrics
+from rag.evaluation import metrics
 from rag.config import Settings
-from rag.evaluate import QAItem, load_squad_set
+from rag.evaluation.qa_sets import QAItem, load_squad_set
 from rag.pipeline import Pipeline
 from rag.reader import N_BEST, Reader
 from rag.span_model import SpanModel
 from rag.spans import SpanCandidate, SpanRanker, features
-from rag.squad import load_squad, question_word
+from rag.evaluation.squad import load_squad, question_word
 from rag.training.data import split_news
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
-SQUAD = SHARED / "datasets" / "squad-explorer" / "train.json"
-NEWS = SHARED / "datasets" / "bbc-news-qa" / "train.json"
-BBC = SHARED / "corpora" / "bbc" / "articles"
+SQUAD = Settings().datasets_dir / "squad-explorer" / "train.json"
+NEWS = Settings().datasets_dir / "bbc-news-qa" / "train.json"
+BBC = Settings().corpora_dir / "bbc" / "articles"
 
 
 @dataclass

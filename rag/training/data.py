@@ -15,7 +15,7 @@ every position where the answer text starts in any window of the group (the same
 an article are both right); "no answer" is the [CLS] token of every window, so the no-answer
 score of a group is the log-sum-exp of its windows' [CLS] scores, which is how serving reads it.
 
-Two data sets (SQuAD 2.0 layout, ``rag.squad.load_squad``):
+Two data sets (SQuAD 2.0 layout, ``rag.evaluation.squad.load_squad``):
 
 * ``squad-explorer``: Wikipedia; its ``train`` split of ``rag/squad_split.json``;
 * ``bbc-news-qa``: news; a fixed dev part of 20% of the articles of each category (those whose
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..squad import SquadArticle
+from ..evaluation.squad import SquadArticle
 from ..windows import Window, answer_tokens, make_windows
 
 NEWS_DEV_SHARE = 0.2

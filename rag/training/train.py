@@ -35,14 +35,15 @@ import numpy as np
 
 from rag.embed import cpu_has_bf16, resolve_model_path
 from rag.span_model import ONNX_FILE
-from rag.squad import load_squad, split_articles
+from rag.evaluation.squad import load_squad, split_articles
 from rag.training.export import load_onnx_reader
 from rag.training.data import Group, batches_for_epoch, build_groups, split_news
 from rag.windows import load_tokenizer, pad
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
-DEFAULT_SQUAD = SHARED / "squad-explorer" / "train.json"
-DEFAULT_NEWS = SHARED / "bbc-news-qa" / "train.json"
+from rag.config import Settings
+
+DEFAULT_SQUAD = Settings().datasets_dir / "squad-explorer" / "train.json"
+DEFAULT_NEWS = Settings().datasets_dir / "bbc-news-qa" / "train.json"
 DEFAULT_WORK = Path.home() / ".cache" / "rag" / "reader-train"
 DEFAULT_OUT = Path.home() / ".cache" / "rag" / "reader-train" / "final"
 

@@ -1,7 +1,7 @@
 """Review the chat's feedback marks: filter, delete, and run the eval on them (a thin shell).
 
 The marks live in the ``feedback_file`` setting (``eval/feedback_qa.jsonl``), a gold Q&A file
-written by ``rag.feedback``; the eval is ``rag.evaluate.run_eval`` on it.
+written by ``rag.feedback``; the eval is ``rag.evaluation.run_eval`` on it.
 """
 
 from __future__ import annotations
@@ -47,14 +47,15 @@ for rec in shown:
             st.rerun()
 
 if st.button("Run the eval on these marks", icon=":material/play_arrow:", key="run-eval"):
-    from rag.evaluate import run_eval
+    from rag.evaluation import run_eval
 
     bar = st.progress(0.0, text="Asking the questions…")
     out = Path(tempfile.mkdtemp(prefix="rag-feedback-eval-"))
     try:
         report = run_eval(settings.feedback_file, settings, json_out=out / "feedback.json",
-                          report_out=out / "feedback.md", progress=False,
-                          on_question=lambda done, total: bar.progress(done / total, text=f"Asked {done}/{total}"))
+                          report_out=out / "feedback.md",
+                          progress=lambda stage, done, total: stage.startswith("index:")
+                          or bar.progress(done / total, text=f"Asked {done}/{total}"))
     except RagError as exc:
         st.error(str(exc))
         st.stop()

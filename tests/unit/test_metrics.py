@@ -1,4 +1,4 @@
-"""Hand-computed cases for rag.metrics and the pure parts of rag.evaluate."""
+"""Hand-computed cases for rag.evaluation.metrics and the pure parts of rag.evaluation (scoring, reports)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from rag import metrics as M
-from rag.evaluate import REPORT_KEYS, parse_qa_lines, load_qa, score_answer, score_results, write_outputs, QAItem
+from rag.evaluation import REPORT_KEYS, QAItem, load_qa, metrics, parse_qa_lines, score_answer, score_results, write_outputs
 
 # ----------------------------------------------------------------------------- normalization / EM / F1
 
@@ -29,36 +28,36 @@ from rag.evaluate import REPORT_KEYS, parse_qa_lines, load_qa, score_answer, sco
     ],
 )
 def test_normalize_answer(raw, norm):
-    assert M.normalize_answer(raw) == norm
+    assert metrics.normalize_answer(raw) == norm
 
 
 def test_exact_match():
-    assert M.exact_match("the 49%", ["49%"]) == 1.0
-    assert M.exact_match("49 percent", ["49%"]) == 0.0
-    assert M.exact_match("WalkMe.", ["Stripe", "walkme"]) == 1.0  # max over golds
-    assert M.exact_match(None, ["x"]) == 0.0  # abstention
-    assert M.exact_match("x", []) == 0.0
+    assert metrics.exact_match("the 49%", ["49%"]) == 1.0
+    assert metrics.exact_match("49 percent", ["49%"]) == 0.0
+    assert metrics.exact_match("WalkMe.", ["Stripe", "walkme"]) == 1.0  # max over golds
+    assert metrics.exact_match(None, ["x"]) == 0.0  # abstention
+    assert metrics.exact_match("x", []) == 0.0
 
 
 def test_f1_hand_computed():
     # pred "about 35 million dollars" (4 tokens) vs gold "$35 million" -> "35 million" (2 tokens):
     # common 2 -> P = 2/4, R = 2/2, F1 = 2*0.5*1/1.5 = 2/3
-    assert M.f1_score("about $35 million dollars", ["$35 million"]) == pytest.approx(2 / 3)
+    assert metrics.f1_score("about $35 million dollars", ["$35 million"]) == pytest.approx(2 / 3)
     # max over golds: second gold matches exactly
-    assert M.f1_score("about $35 million", ["$35 million", "about $35 million"]) == 1.0
+    assert metrics.f1_score("about $35 million", ["$35 million", "about $35 million"]) == 1.0
     # duplicates counted with multiplicity: pred "a b b" vs gold "b": P=1/2 (after 'a' article dropped:
     # pred tokens ['b','b'], gold ['b'] -> common 1, P=1/2, R=1 -> 2/3)
-    assert M.f1_score("a b b", ["b"]) == pytest.approx(2 / 3)
-    assert M.f1_score("nothing shared", ["gold"]) == 0.0
-    assert M.f1_score(None, ["gold"]) == 0.0
+    assert metrics.f1_score("a b b", ["b"]) == pytest.approx(2 / 3)
+    assert metrics.f1_score("nothing shared", ["gold"]) == 0.0
+    assert metrics.f1_score(None, ["gold"]) == 0.0
 
 
 def test_contains():
-    assert M.contains_answer("Microsoft holds 49% of OpenAI's shares.", ["49%"]) is True
-    assert M.contains_answer("It is the WalkMe company", ["walkme"]) is True
-    assert M.contains_answer("Stripe", ["WalkMe"]) is False
-    assert M.contains_answer(None, ["WalkMe"]) is False
-    assert M.contains_answer("anything", ["!!!"]) is False  # gold normalizes to "" -> never matches
+    assert metrics.contains_answer("Microsoft holds 49% of OpenAI's shares.", ["49%"]) is True
+    assert metrics.contains_answer("It is the WalkMe company", ["walkme"]) is True
+    assert metrics.contains_answer("Stripe", ["WalkMe"]) is False
+    assert metrics.contains_answer(None, ["WalkMe"]) is False
+    assert metrics.contains_answer("anything", ["!!!"]) is False  # gold normalizes to "" -> never matches
 
 
 def test_answer_metrics_skip_unanswerable_and_abstention_scores_zero():
@@ -66,13 +65,13 @@ def test_answer_metrics_skip_unanswerable_and_abstention_scores_zero():
     golds = [["WalkMe"], ["James Dyett"], [], ["blue car"]]
     # q3 is unanswerable: not counted, even though the system answered it.
     # q2 abstained on an answerable question: 0 on all three.
-    m = M.answer_metrics(preds, golds)
+    m = metrics.answer_metrics(preds, golds)
     assert m["n"] == 3 and m["answered"] == 2
     assert m["em"] == pytest.approx(2 / 3)
     assert m["f1"] == pytest.approx(2 / 3)
     assert m["contains"] == pytest.approx(2 / 3)
     # only unanswerable questions -> nothing scored, no division by zero
-    assert M.answer_metrics(["x"], [[]]) == {"n": 0, "answered": 0, "em": 0.0, "f1": 0.0, "contains": 0.0}
+    assert metrics.answer_metrics(["x"], [[]]) == {"n": 0, "answered": 0, "em": 0.0, "f1": 0.0, "contains": 0.0}
 
 
 # ----------------------------------------------------------------------------- retrieval
@@ -85,50 +84,50 @@ def test_passage_relevance_needs_gold_article_and_answer_text():
         ("It holds 49% of OPENAI's shares.", ["a.txt"]),  # relevant
         ("copy: 49% stake", ["x.txt", "b.txt"]),  # relevant through a folded duplicate's file
     ]
-    rel = M.passage_relevance(passages, ["a.txt", "b.txt"], ["49% of openai"])
+    rel = metrics.passage_relevance(passages, ["a.txt", "b.txt"], ["49% of openai"])
     assert rel == [frozenset(), frozenset(), frozenset({"a.txt"}), frozenset()]  # case-insensitive match
-    rel = M.passage_relevance(passages, ["a.txt", "b.txt"], ["49%"])
+    rel = metrics.passage_relevance(passages, ["a.txt", "b.txt"], ["49%"])
     assert rel == [frozenset(), frozenset(), frozenset({"a.txt"}), frozenset({"b.txt"})]
-    assert M.passage_relevance(passages, [], []) == [frozenset()] * 4  # unanswerable
+    assert metrics.passage_relevance(passages, [], []) == [frozenset()] * 4  # unanswerable
 
 
 def test_hit_and_mrr():
     A = frozenset({"a"})
     rel = [frozenset(), frozenset(), A, frozenset()]
-    assert [M.hit_at_k(rel, k) for k in (1, 2, 3, 10)] == [0.0, 0.0, 1.0, 1.0]
-    assert M.reciprocal_rank(rel) == pytest.approx(1 / 3)
-    assert M.reciprocal_rank(rel, k=2) == 0.0
-    assert M.reciprocal_rank([frozenset()] * 3) == 0.0
+    assert [metrics.hit_at_k(rel, k) for k in (1, 2, 3, 10)] == [0.0, 0.0, 1.0, 1.0]
+    assert metrics.reciprocal_rank(rel) == pytest.approx(1 / 3)
+    assert metrics.reciprocal_rank(rel, k=2) == 0.0
+    assert metrics.reciprocal_rank([frozenset()] * 3) == 0.0
 
 
 def test_ndcg_hand_computed():
     A, B = frozenset({"a"}), frozenset({"b"})
     none = frozenset()
     # one gold article, found at rank 1 -> 1
-    assert M.ndcg_at_k([A, none], 10, 1) == 1.0
+    assert metrics.ndcg_at_k([A, none], 10, 1) == 1.0
     # one gold article at rank 2 -> 1/log2(3)
-    assert M.ndcg_at_k([none, A], 10, 1) == pytest.approx(1 / math.log2(3))
+    assert metrics.ndcg_at_k([none, A], 10, 1) == pytest.approx(1 / math.log2(3))
     # two gold articles at ranks 1 and 3: (1 + 1/2) / (1 + 1/log2 3)
-    assert M.ndcg_at_k([A, none, B], 10, 2) == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
+    assert metrics.ndcg_at_k([A, none, B], 10, 2) == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
     # two gold articles, only one found at rank 1: 1 / (1 + 1/log2 3)
-    assert M.ndcg_at_k([A, none], 10, 2) == pytest.approx(1 / (1 + 1 / math.log2(3)))
+    assert metrics.ndcg_at_k([A, none], 10, 2) == pytest.approx(1 / (1 + 1 / math.log2(3)))
     # nothing relevant / unanswerable
-    assert M.ndcg_at_k([none, none], 10, 1) == 0.0
-    assert M.ndcg_at_k([A], 10, 0) == 0.0
+    assert metrics.ndcg_at_k([none, none], 10, 1) == 0.0
+    assert metrics.ndcg_at_k([A], 10, 0) == 0.0
     # cut at k: relevant at rank 3 is outside @2
-    assert M.ndcg_at_k([none, none, A], 2, 1) == 0.0
+    assert metrics.ndcg_at_k([none, none, A], 2, 1) == 0.0
 
 
 def test_ndcg_duplicate_relevant_item_does_not_exceed_one():
     A = frozenset({"a"})
     # the same relevant chunk (or two chunks of the same gold article) retrieved twice:
     # the second counts 0, so nDCG is exactly 1, not (1 + 1/log2 3) / 1
-    assert M.ndcg_at_k([A, A, A], 10, 1) == 1.0
+    assert metrics.ndcg_at_k([A, A, A], 10, 1) == 1.0
     # duplicate before the second gold article: gains at ranks 1 and 3 only
     B = frozenset({"b"})
-    assert M.ndcg_at_k([A, A, B], 10, 2) == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
+    assert metrics.ndcg_at_k([A, A, B], 10, 2) == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
     # one passage that folds both gold articles (near-duplicates): 1 rank is all that is possible
-    assert M.ndcg_at_k([frozenset({"a", "b"}), A, B], 10, 2) == 1.0
+    assert metrics.ndcg_at_k([frozenset({"a", "b"}), A, B], 10, 2) == 1.0
 
 
 def test_retrieval_metrics_average_over_answerable_only():
@@ -136,7 +135,7 @@ def test_retrieval_metrics_average_over_answerable_only():
     none = frozenset()
     rels = [[A], [none, A], [none, none], [A]]
     n_golds = [1, 1, 1, 0]  # last one unanswerable: skipped
-    m = M.retrieval_metrics(rels, n_golds, ks=(1, 3), ndcg_k=10)
+    m = metrics.retrieval_metrics(rels, n_golds, ks=(1, 3), ndcg_k=10)
     assert m["n"] == 3
     assert m["hit@1"] == pytest.approx(1 / 3)
     assert m["hit@3"] == pytest.approx(2 / 3)
@@ -151,13 +150,13 @@ def test_abstention_metrics_hand_computed():
     abstained = [True, True, False, False, True]
     unanswerable = [True, False, True, False, True]
     # tp=2 (q1,q5), fp=1 (q2), fn=1 (q3), tn=1 -> P=2/3, R=2/3, F1=2/3
-    m = M.abstention_metrics(abstained, unanswerable)
+    m = metrics.abstention_metrics(abstained, unanswerable)
     assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (2, 1, 1, 1)
     assert m["precision"] == pytest.approx(2 / 3)
     assert m["recall"] == pytest.approx(2 / 3)
     assert m["f1"] == pytest.approx(2 / 3)
     # never abstaining: zero denominators give 0.0
-    m = M.abstention_metrics([False, False], [True, False])
+    m = metrics.abstention_metrics([False, False], [True, False])
     assert (m["precision"], m["recall"], m["f1"]) == (0.0, 0.0, 0.0)
 
 
@@ -168,7 +167,7 @@ def test_coverage_curve_endpoints_and_values():
     conf = [0.9, 0.4, 0.7, 0.2, 1.0]
     correct = [True, True, False, False, False]  # candidate contains gold (answerable only)
     unans = [False, False, False, True, True]
-    curve = M.coverage_curve(conf, correct, unans)
+    curve = metrics.coverage_curve(conf, correct, unans)
     assert len(curve) == 101
     assert curve[0]["threshold"] == 0.0 and curve[-1]["threshold"] == 1.0
     # t = 0: everything answered; right = q1, q2 -> accuracy 2/5; abstains on nothing -> F1 0
@@ -186,23 +185,23 @@ def test_coverage_curve_endpoints_and_values():
     assert c50["coverage"] == pytest.approx(3 / 5) and c50["accuracy"] == pytest.approx(1 / 3)
     assert c50["abstention_f1"] == pytest.approx(0.5)
     # a question without a candidate is never answered; nothing answered -> accuracy None
-    curve = M.coverage_curve([0.0], [False], [True], has_candidate=[False])
+    curve = metrics.coverage_curve([0.0], [False], [True], has_candidate=[False])
     assert curve[0]["coverage"] == 0.0 and curve[0]["accuracy"] is None and curve[0]["abstention_f1"] == 1.0
     # coverage is non-increasing in t
-    covs = [p["coverage"] for p in M.coverage_curve(conf, correct, unans)]
+    covs = [p["coverage"] for p in metrics.coverage_curve(conf, correct, unans)]
     assert all(a >= b for a, b in zip(covs, covs[1:]))
 
 
 def test_recommend_threshold_middle_of_best_run():
     # answerable right at 0.8 and 0.6; unanswerable at 0.3 and 0.1
     conf = [0.8, 0.6, 0.3, 0.1]
-    curve = M.coverage_curve(conf, [True, True, False, False], [False, False, True, True])
-    rec = M.recommend_threshold(curve)
+    curve = metrics.coverage_curve(conf, [True, True, False, False], [False, False, True, True])
+    rec = metrics.recommend_threshold(curve)
     # perfect separation for 0.31 <= t <= 0.60: objective 1 -> middle 0.455 -> rounded 0.46 (banker's: 0.46)
     assert rec["range"] == [0.31, 0.6]
     assert rec["objective"] == 1.0
     assert 0.45 <= rec["threshold"] <= 0.46
-    assert M.recommend_threshold([]) == {}
+    assert metrics.recommend_threshold([]) == {}
 
 
 # ----------------------------------------------------------------------------- latency, misses
@@ -210,16 +209,16 @@ def test_recommend_threshold_middle_of_best_run():
 
 def test_percentile_and_latency():
     xs = [10.0, 20.0, 30.0, 40.0]
-    assert M.percentile(xs, 50) == 25.0
-    assert M.percentile(xs, 95) == pytest.approx(38.5)  # 30 + 0.85 * 10
-    assert M.percentile([5.0], 95) == 5.0
-    assert M.percentile([], 50) == 0.0
-    s = M.latency_stats(xs)
+    assert metrics.percentile(xs, 50) == 25.0
+    assert metrics.percentile(xs, 95) == pytest.approx(38.5)  # 30 + 0.85 * 10
+    assert metrics.percentile([5.0], 95) == 5.0
+    assert metrics.percentile([], 50) == 0.0
+    s = metrics.latency_stats(xs)
     assert (s["n"], s["p50"], s["mean"], s["max"]) == (4, 25.0, 25.0, 40.0)
 
 
 def test_classify_miss():
-    c = M.classify_miss
+    c = metrics.classify_miss
     kw = dict(answerable=True, retrieved_relevant=True, abstained=False, answer_correct=True, candidate_correct=True)
     assert c(**kw) is None
     assert c(**{**kw, "answer_correct": False, "candidate_correct": False}) == "reader"
@@ -341,7 +340,7 @@ def test_squad2_metrics_hand_computed():
     # answerable right, answerable half right, answerable abstained, unanswerable abstained, unanswerable answered
     preds = ["Einstein GPT", "the big red dog", None, None, "Microsoft"]
     golds = [["Einstein GPT"], ["red dog barks"], ["49%"], [], []]
-    m = M.squad2_metrics(preds, golds)
+    m = metrics.squad2_metrics(preds, golds)
     f1_half = 2 * (2 / 3) * (2 / 3) / (4 / 3)  # "big red dog" vs "red dog barks": 2 of 3 tokens each side
     assert m["HasAns_total"] == 3 and m["NoAns_total"] == 2 and m["total"] == 5
     assert m["HasAns_exact"] == pytest.approx(1 / 3)
@@ -349,20 +348,20 @@ def test_squad2_metrics_hand_computed():
     assert m["NoAns_exact"] == m["NoAns_f1"] == pytest.approx(0.5)
     assert m["exact"] == pytest.approx((1 + 1) / 5)
     assert m["f1"] == pytest.approx((1 + f1_half + 1) / 5)
-    assert M.squad2_metrics([], [])["f1"] == 0.0
+    assert metrics.squad2_metrics([], [])["f1"] == 0.0
 
 
 def test_reliability_bins_and_ece():
     conf = [0.05, 0.15, 0.95, 0.95, 1.0, 0.55]
     right = [False, False, True, True, False, True]
-    r = M.reliability(conf, right, bins=10)
+    r = metrics.reliability(conf, right, bins=10)
     assert [b["n"] for b in r["bins"]] == [1, 1, 1, 3]
     top = r["bins"][-1]
     assert top["accuracy"] == pytest.approx(2 / 3) and top["confidence"] == pytest.approx((0.95 + 0.95 + 1.0) / 3)
     expected = (1 / 6) * 0.05 + (1 / 6) * 0.15 + (1 / 6) * 0.45 + (3 / 6) * abs(2.9 / 3 - 2 / 3)
     assert r["ece"] == pytest.approx(expected)
     with pytest.raises(ValueError):
-        M.reliability([0.1], [])
+        metrics.reliability([0.1], [])
 
 
 def _report(rows, misses_ids, questions=True):
@@ -376,7 +375,7 @@ def _report(rows, misses_ids, questions=True):
 
 
 def test_compare_reports_hand_checked():
-    from rag.evaluate import compare_reports
+    from rag.evaluation import compare_reports
 
     old = _report([("a", "who", "x", False), ("b", "who", "y", False), ("c", "date", "z", False),
                    ("d", "date", None, True)], {"a", "c"})
@@ -399,7 +398,7 @@ def test_compare_reports_hand_checked():
 
 
 def test_eval_with_a_baseline_writes_the_changes(tmp_path):
-    from rag.evaluate import compare_reports
+    from rag.evaluation import compare_reports
 
     items, _ = parse_qa_lines([
         json.dumps({"id": "a", "question": "Q a", "answers": ["WalkMe"], "sources": ["x.txt"], "type": "who"}),

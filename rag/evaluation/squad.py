@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RagError
+from ..errors import RagError
 
-SPLIT_FILE = Path(__file__).resolve().parent / "squad_split.json"
+SPLIT_FILE = Path(__file__).resolve().parent.parent / "squad_split.json"  # rag/squad_split.json
 
 
 @dataclass(slots=True)
