@@ -1,6 +1,6 @@
 """Two readers on every eval set in one run: the before/after table of a reader change.
 
-    python -m eval.compare_readers --old ~/.cache/rag/reader-v2 --new rag/models/reader
+    python -m eval.compare_readers --old ~/.cache/rag/reader-v2 --new rag/models/reader --old-env RAG_READ_SENTENCES=1
     python -m eval.compare_readers --old A --new B --sets seeds bbc_qa     # some sets only
 
 Each (reader, set) is one ``rag eval`` run (``RAG_READER_DIR`` names the reader; each reader
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--old", type=Path, required=True, help="reader folder (reader.onnx, calibration.json)")
     ap.add_argument("--new", type=Path, required=True)
+    ap.add_argument("--old-env", nargs="*", default=[], metavar="RAG_X=V",
+                    help="settings for the old reader's runs, e.g. the reading it was calibrated with: RAG_READ_SENTENCES=1")
+    ap.add_argument("--new-env", nargs="*", default=[], metavar="RAG_X=V")
     ap.add_argument("--bbc-index", type=Path, default=Path.home() / ".cache" / "rag" / "dev-indexes" / "bbc")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "eval" / "reports" / "readers")
     ap.add_argument("--sets", nargs="+", default=None)
@@ -73,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, cli in sets(args.out_dir, args.bbc_index).items():
         if args.sets and name not in args.sets:
             continue
-        for label, reader in (("old", args.old), ("new", args.new)):
+        for label, reader, extra in (("old", args.old, args.old_env), ("new", args.new, args.new_env)):
             out = args.out_dir / label
             out.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "rag.cli", "eval", *cli, "--json", str(out / f"{name}.json"),
                    "--report", str(out / f"{name}.md")]
             print(f"{label} reader, {name}: {' '.join(cmd[2:])}", flush=True)
-            env = {**os.environ, "RAG_READER_DIR": str(reader.resolve())}
+            env = {**os.environ, "RAG_READER_DIR": str(reader.resolve()), **dict(kv.split("=", 1) for kv in extra)}
             done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
             if done.returncode != 0:
                 raise SystemExit(f"rag eval failed for {name} with the {label} reader")

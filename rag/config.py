@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     )
     read_passages: int = Field(3, gt=0, le=50, description="Top retrieved passages the span model reads.")
     read_sentences: int = Field(
-        1, ge=0, description="Read only this many sentences of each passage (those closest to the question, with "
+        0, ge=0, description="Read only this many sentences of each passage (those closest to the question, with "
         "read_context neighbours); 0 reads whole passages."
     )
     read_context: int = Field(1, ge=0, description="Sentences read on each side of a chosen sentence.")

@@ -61,3 +61,8 @@ def test_ranker_without_weights_keeps_the_models_order_and_with_weights_uses_the
     scores = SpanRanker(spec).scores("When did it happen?", cands)
     assert scores[1] > scores[0]  # the date wins for a "when" question
     assert scores[1] == pytest.approx(5.0 + 3.0)
+
+
+def test_a_span_of_punctuation_only_agrees_with_nothing():
+    names, X = features("Who?", [SpanCandidate("--", 1.0, 1.0, 1), SpanCandidate("Blair", 0.5, 1.0, 1)])
+    assert X[0, names.index("agree")] == 0.0
