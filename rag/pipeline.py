@@ -448,9 +448,9 @@ class Pipeline:
         report.skipped = refused + report.skipped
         return report
 
-    def add_feed(self, source: str, *, progress: Progress | None = None, wait: float = 0.0):
-        """Poll an RSS/Atom feed (URL or file): new items' pages are fetched, written to the
-        articles folder and indexed (``rag.feeds``). The only network access, made when asked."""
+    def add_feed(self, source: str, *, progress: Progress | None = None, wait: float = 0.0, files: bool = True):
+        """Poll an RSS/Atom feed (URL, or a file when ``files``): new items' pages are fetched, written
+        to the articles folder and indexed (``rag.feeds``). The only network access, made when asked."""
         from .feeds import canonical, poll
 
         s = self.settings
@@ -464,7 +464,7 @@ class Pipeline:
                         known_urls[canonical(u)] = a.file
         report = poll(source, Path(s.articles_dir), known_urls=known_urls, known_ids=known_ids,
                       timeout=s.fetch_timeout, max_bytes=s.fetch_max_bytes, max_items=s.feed_max_items,
-                      progress=progress)
+                      allow=s.fetch_allow_networks, poll_seconds=s.feed_poll_seconds, files=files, progress=progress)
         if report.added:
             report.build = self.build(progress=progress, wait=wait)
         return report

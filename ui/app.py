@@ -326,7 +326,7 @@ with st.sidebar:
     if st.button("Fetch feed", icon=":material/rss_feed:", disabled=not feed_url.strip(), width="stretch"):
         bar = st.progress(0.0, text="Fetching the feed…")
         try:
-            state.feed_result = pipe.add_feed(feed_url.strip(), progress=progress_callback(bar), wait=30)
+            state.feed_result = pipe.add_feed(feed_url.strip(), progress=progress_callback(bar), wait=30, files=False)
         except RagError as exc:
             state.feed_result = str(exc)
         bar.empty()
