@@ -153,24 +153,33 @@ def _resolve(host: str, port: int, deadline: float, allow: Sequence[Network]) ->
     raise FetchError(f"refused: {host[:100]} -> {first_refusal or 'no address'} (setting fetch_allow_networks opens networks)")
 
 
-def _connection(scheme: str, host: str, port: int, ip: str, timeout: float) -> http.client.HTTPConnection:
-    """An HTTP(S) connection to ``host`` (Host header, TLS SNI and certificate name) made to ``ip``."""
-    if scheme == "https":
-        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
-    else:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+def _connection(scheme: str, host: str, port: int, ip: str, timeout: float, state: dict) -> http.client.HTTPConnection:
+    """An HTTP(S) connection to ``host`` (Host header, TLS SNI and certificate name) made to ``ip``;
+    its socket is kept in ``state`` for ``_cut`` (http.client lets go of it once a response says
+    the connection will close, while the response still reads from it)."""
+    base = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+
+    class Pinned(base):
+        def connect(self):
+            super().connect()
+            state["sock"] = self.sock
+            if state["cut"]:  # the deadline passed while connecting
+                _cut(state)
+
+    kw = {"context": ssl.create_default_context()} if scheme == "https" else {}
+    conn = Pinned(host, port, timeout=timeout, **kw)
     # http.client opens its socket through this attribute (HTTPS wraps the socket afterwards, with
     # server_hostname=host): connect to the checked address, never look the name up again.
     conn._create_connection = lambda _addr, t=timeout, src=None: socket.create_connection((ip, port), t, src)
     return conn
 
 
-def _cut(conn: http.client.HTTPConnection, state: dict) -> None:
+def _cut(state: dict) -> None:
     """At the deadline: shut the socket down, which ends any read blocked on it (headers or body)."""
     state["cut"] = True
-    if conn.sock is not None:
+    if state.get("sock") is not None:
         try:
-            socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+            socket.socket.shutdown(state["sock"], socket.SHUT_RDWR)
         except OSError:
             pass
 
@@ -202,8 +211,9 @@ def fetch(url: str, *, timeout: float, max_bytes: int, html_only: bool = True,
             left = deadline - time.monotonic()
             if left <= 0:
                 raise FetchError(late.format(total))
-            conn = _connection(u.scheme, u.hostname, port, ip, min(timeout, left))
-            timer = threading.Timer(left, _cut, (conn, state))
+            state["sock"] = None
+            conn = _connection(u.scheme, u.hostname, port, ip, min(timeout, left), state)
+            timer = threading.Timer(left, _cut, (state,))
             timer.daemon = True
             timer.start()
             try:
@@ -235,6 +245,8 @@ def fetch(url: str, *, timeout: float, max_bytes: int, html_only: bool = True,
             finally:
                 timer.cancel()
                 conn.close()
+                if state["sock"] is not None:
+                    state["sock"].close()
         raise FetchError(f"more than {MAX_REDIRECTS} redirects")
     except FetchError:
         raise
