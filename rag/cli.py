@@ -329,9 +329,6 @@ def verify(index: Optional[Path] = typer.Option(None, "--index"), as_json: bool 
                       disable=as_json) as bar:
             task = bar.add_task("verify", total=None)
             result = store.verify(lambda done, total: bar.update(task, completed=done, total=total))
-        if not result["checksums"]:
-            raise RagError(f"Index version {result['version']} was built before rag recorded checksums: nothing to verify "
-                           "it against. Rebuild it with: rag build --full")
         if as_json:
             print(json.dumps(result))
             return
