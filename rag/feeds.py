@@ -249,6 +249,8 @@ def fetch(url: str, *, timeout: float, max_bytes: int, html_only: bool = True,
                     state["sock"].close()
         raise FetchError(f"more than {MAX_REDIRECTS} redirects")
     except FetchError:
+        if state["cut"]:  # what a response cut short at the deadline looks like is no reason
+            raise FetchError(late.format(total)) from None
         raise
     except Exception as exc:  # any failure, whatever the protocol says, is one line for this fetch
         if state["cut"] or time.monotonic() >= deadline:

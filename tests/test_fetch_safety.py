@@ -53,11 +53,14 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/redirect":  # a 302 to wherever ?to= says
             return self._raw(b"HTTP/1.1 302 Found\r\nLocation: " + query.removeprefix("to=").encode()
                              + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        if path == "/drip-head":
-            return self._raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Slow: " + b"a" * 100, drip=True)
+        page = b"<html><body><p>" + b"late " * 3 + b"</p></body></html>"
+        if path == "/drip-head":  # a whole, valid response, 15 s long
+            self._raw(b"HTTP/1.1 200 OK\r\n")
+            self._raw(b"X-Slow: " + b"a" * (DRIP_BYTES - 8), drip=True)
+            return self._raw(b"\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(page) + page)
         if path == "/drip-body":
-            self._raw(ok + b"Content-Length: 1000\r\n\r\n")
-            return self._raw(b"<html><body><p>" + b"x" * 900, drip=True)
+            self._raw(ok + b"Content-Length: %d\r\n\r\n" % DRIP_BYTES)
+            return self._raw(page[:DRIP_BYTES], drip=True)
         if path == "/ssh":  # what an SSH server says first
             return self._raw(b"SSH-2.0-OpenSSH_9.6p1 Debian-3\r\n")
         if path == "/long-header":  # one header line over http.client's 64 KiB
