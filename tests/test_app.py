@@ -5,6 +5,7 @@ Upload helpers (ui/uploads.py) are also tested directly, without Streamlit.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -473,6 +474,27 @@ def test_feedback_review_page_filters_deletes_and_runs_the_eval(monkeypatch, bui
     assert not at.exception, at.exception
     assert [m.label for m in at.metric] == ["Questions", "Answer F1", "Contains", "Abstention F1"]
     assert at.metric[0].value == "2"
+
+
+def test_feedback_review_page_renders_no_user_markup(monkeypatch, built_index, tmp_path):
+    """Issue 24, reproduction 9: a question holding a Markdown image (a beacon) or HTML is shown as
+    text on the review page, in no Markdown element."""
+    beacon = "![b](http://127.0.0.1:18081/beacon.png)"
+    question = f"Who won? {beacon} <img src=x onerror=alert(1)> **bold**"
+    fb = tmp_path / "feedback_qa.jsonl"
+    fb.write_text(json.dumps({"id": "f1", "question": question, "answers": ["<b>gold</b>"], "sources": [],
+                              "type": "factoid", "feedback": {"verdict": "wrong", "system_answer": beacon,
+                                                              "date": "2024-01-01"}}) + "\n")
+    monkeypatch.setenv("RAG_INDEX_DIR", str(built_index))
+    monkeypatch.setenv("RAG_ARTICLES_DIR", str(ROOT / "seeds"))
+    monkeypatch.setenv("RAG_FEEDBACK_FILE", str(fb))
+    at = AppTest.from_file(str(ROOT / "ui" / "pages" / "1_Feedback_review.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    texts = [t.value for t in at.text]
+    assert question in texts and any(beacon in t and "<b>gold</b>" in t for t in texts)
+    for el in [*at.markdown, *at.caption, *at.error, *at.info]:
+        assert "](http" not in el.value and "<img" not in el.value and "**bold**" not in el.value, el.value
 
 
 def feedback_lines(path):
