@@ -460,17 +460,32 @@ def load_folder(folder: Path, max_bytes: int, max_export_bytes: int | None = Non
 
 
 _MAX_NAME_BYTES = 255
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def same_name_in(folder: Path, name: str) -> Path | None:
+    """The file of ``folder`` that ``name`` would take the place of: the same name once both are
+    NFC-normalised (``café.txt`` composed or decomposed), or None."""
+    want = unicodedata.normalize("NFC", name)
+    try:
+        return next((p for p in Path(folder).iterdir() if unicodedata.normalize("NFC", p.name) == want), None)
+    except OSError:
+        return None
 
 
 def safe_name(name: str) -> tuple[str, str | None]:
     """A file name that stays inside the articles folder, or the reason it is refused.
 
     Directory parts (``/`` and ``\\``) are stripped so that ``../../x.txt`` becomes ``x.txt``;
-    NUL and control characters, hidden names, names over 255 bytes and unsupported types
-    are refused.
+    the name is NFC-normalised; NUL and control characters, bidirectional controls (U+202A-202E,
+    U+2066-2069, U+200E/F, U+061C), hidden names, names over 255 bytes and unsupported types are
+    refused.
     """
     if re.search(r"[\x00-\x1f\x7f-\x9f]", name):  # every control character, tab and newline too
         return "", "refused: file name contains control characters"
+    if _BIDI.search(name):
+        return "", "refused: file name contains bidirectional control characters (they make a name look like another)"
+    name = unicodedata.normalize("NFC", name)  # café.txt typed or pasted: one name, whichever form it came in
     base = re.split(r"[\\/]", name)[-1].strip()
     if not base or base in (".", ".."):
         return "", "refused: empty file name"

@@ -407,18 +407,22 @@ class Pipeline:
         Always local: the app never imports Ray."""
         return self.build(progress=progress, wait=600, engine="local")
 
-    def add(self, files: Sequence[Path], *, progress: Progress | None = None, wait: float = 0.0) -> BuildReport:
+    def add(self, files: Sequence[Path], *, progress: Progress | None = None, wait: float = 0.0,
+            replace: bool = False) -> BuildReport:
         """Copy usable files into the articles folder (safe names only) and update the index.
 
         Each file is read and checked first: one that could not become an article (empty,
         binary, undecodable, too large) is reported and never copied, so the folder does not
-        collect files that every later build would skip again.
+        collect files that every later build would skip again. A file whose name (NFC-normalised)
+        is taken by another file of the folder is refused unless ``replace``; replaced files are
+        listed in ``report.replaced``.
         """
-        from .ingest import UnusableFile, read_file, safe_name
+        from .ingest import UnusableFile, read_file, safe_name, same_name_in
 
         folder = Path(self.settings.articles_dir)
         folder.mkdir(parents=True, exist_ok=True)
         refused: list[Skipped] = []
+        replaced: list[str] = []
         for f in files:
             f = Path(f)
             name, problem = safe_name(f.name)
@@ -439,6 +443,16 @@ class Pipeline:
                 continue
             if target.exists() and target.samefile(f):
                 continue  # already in the articles folder: nothing to copy, the build indexes it
+            taken = same_name_in(folder, name)
+            if taken is not None and not taken.is_symlink() and taken.is_file():
+                if taken.read_bytes() != f.read_bytes():
+                    if not replace:
+                        refused.append(Skipped(file=f.name, reason=f"refused: {taken.name} is already in the articles "
+                                               "folder with other content; replacing it needs --replace"))
+                        continue
+                    replaced.append(name)
+                if taken.name != name:
+                    taken.unlink()  # the same name in another Unicode form: one file, not two that look alike
             try:
                 shutil.copyfile(f, target)
             except OSError as exc:  # e.g. a read-only file of that name in the folder
@@ -446,6 +460,7 @@ class Pipeline:
                 continue
         report = self.build(folder, progress=progress, wait=wait, engine="local")  # small updates: local
         report.skipped = refused + report.skipped
+        report.replaced = replaced
         return report
 
     def add_feed(self, source: str, *, progress: Progress | None = None, wait: float = 0.0, files: bool = True):

@@ -287,6 +287,27 @@ def test_upload_bad_file_has_a_clear_message(writable_app, name, data, reason):
     assert "<dd>5</dd>" in sidebar_html(at)  # nothing new indexed
 
 
+def test_upload_replacing_an_article_asks_first(writable_app):
+    """Issue 24, reproduction 8: an upload with an existing article's name replaces nothing until
+    the user says Replace; then the report says replaced."""
+    at, articles, index = writable_app
+    name = "001_862f22007153cb7b.txt"
+    before = (articles / name).read_bytes()
+    upload(at, (name, GOOD_ARTICLE.encode()), ("quokka.txt", b"Quokka news\n\nAnother quokka story entirely."))
+    assert (articles / name).read_bytes() == before
+    assert (articles / "quokka.txt").is_file()  # the others are added at once
+    warnings = [w.value for w in at.sidebar.warning]
+    assert any("Already in the articles folder" in w and name.replace(".", r"\.").replace("_", r"\_") in w
+               for w in warnings), warnings
+    button(at.sidebar, "Keep the existing").click().run()
+    assert not at.exception and (articles / name).read_bytes() == before and not at.sidebar.warning
+    upload(at, (name, GOOD_ARTICLE.encode()))
+    button(at.sidebar, "Replace").click().run()
+    assert not at.exception, at.exception
+    assert (articles / name).read_text() == GOOD_ARTICLE
+    assert any(s.value.startswith("Replaced 1 article") for s in at.sidebar.success), [s.value for s in at.sidebar.success]
+
+
 def test_upload_traversal_name_stays_inside_the_folder(writable_app, tmp_path):
     at, articles, index = writable_app
     upload(at, ("../evil.txt", GOOD_ARTICLE.encode()), ("../../evil2.txt", b"Another story about zebras."))
