@@ -401,6 +401,19 @@ def read_export(data: bytes, name: str) -> FileArticles:
     return out
 
 
+def _decode_line(line: bytes) -> tuple[str, str]:
+    """One line of an export: UTF-8, else Windows-1252 (a line is too short for detection to tell
+    Latin code pages from others; the old news exports are Western), else what detection says."""
+    try:
+        return line.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return line.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return decode(line, "")
+
+
 def _decode_lines(data: bytes) -> tuple[str, dict[int, str], list]:
     """A JSON Lines export decoded and judged line by line: one NUL byte or one Latin-1 line
     spoils only its own record. Returns the text (a bad line left blank, so that line numbers
@@ -416,7 +429,7 @@ def _decode_lines(data: bytes) -> tuple[str, dict[int, str], list]:
             lines.append("")
             continue
         try:
-            text, enc = decode(line, "") if line.strip() else ("", "utf-8")
+            text, enc = _decode_line(line)
         except UnusableFile as exc:
             problems.append(ExportProblem(lineno, exc.reason))
             lines.append("")

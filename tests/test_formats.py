@@ -244,6 +244,20 @@ def test_jsonl_decodes_and_judges_each_line_alone(tmp_path):
     assert got.warnings == ["mixed.jsonl line 5: not UTF-8, decoded as cp1252"]
 
 
+def test_one_latin1_jsonl_line_does_not_garble_the_utf8_ones(tmp_path):
+    """Issue 24, reproduction 7 (no NUL): the whole file was decoded as cp1252, turning every
+    UTF-8 "é" into "Ã©", and the warning named the first record."""
+    f = tmp_path / "news.jsonl"
+    f.write_bytes(b"\n".join([
+        json.dumps({"title": "Zoë", "text": "Zoë's café opened in Malmö."}, ensure_ascii=False).encode(),
+        json.dumps({"title": "Köln", "text": "Déjà vu in Köln."}, ensure_ascii=False).encode("latin-1"),
+        json.dumps({"title": "Jürgen", "text": "Jürgen's bakery is in Zürich."}, ensure_ascii=False).encode()]))
+    got = read_file(f, f.name, MB)
+    assert sorted(a.text for a in got.articles) == ["Déjà vu in Köln.", "Jürgen's bakery is in Zürich.",
+                                                    "Zoë's café opened in Malmö."]
+    assert got.warnings == ["news.jsonl line 2: not UTF-8, decoded as cp1252"]
+
+
 def test_export_without_a_text_column_is_refused_with_the_reason(tmp_path):
     f = tmp_path / "x.csv"
     f.write_text("headline,body\nA,B\n")
