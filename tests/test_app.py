@@ -413,9 +413,14 @@ def test_add_uploads_reports_only_uploaded_files(tmp_path, built_index):
     # the same file again: unchanged, nothing re-embedded
     again = add_uploads(pipe, [FakeUpload("new.txt", GOOD_ARTICLE.encode())])
     assert again.unchanged == ["new.txt"] and not again.problems
-    # a changed file under the same name: updated
-    changed = add_uploads(pipe, [FakeUpload("new.txt", (GOOD_ARTICLE + "More text here.\n").encode())])
-    assert changed.updated == ["new.txt"]
+    # a changed file under the same name: held until confirmed (issue 24), then replaced
+    newer = [FakeUpload("new.txt", (GOOD_ARTICLE + "More text here.\n").encode())]
+    changed = add_uploads(pipe, newer)
+    assert [h.name for h in changed.held] == ["new.txt"] and not changed.updated and not changed.replaced
+    assert (articles / "new.txt").read_text() == GOOD_ARTICLE
+    replaced = add_uploads(pipe, newer, replace=True)
+    assert replaced.replaced == ["new.txt"] and not replaced.updated and not replaced.problems
+    assert (articles / "new.txt").read_text().endswith("More text here.\n")
 
 
 def test_add_uploads_turns_library_errors_into_messages(tmp_path):
