@@ -428,9 +428,9 @@ def test_add_uploads_turns_library_errors_into_messages(tmp_path):
     from rag.errors import BuildLockedError
 
     class Locked:
-        settings = type("S", (), {"max_upload_files": 5, "max_file_bytes": 100})()
+        settings = type("S", (), {"max_upload_files": 5, "max_file_bytes": 100, "articles_dir": tmp_path})()
 
-        def add(self, paths, progress=None, wait=0.0):
+        def add(self, paths, progress=None, wait=0.0, replace=False):
             raise BuildLockedError("Another build is running; try again in a minute.")
 
     r = add_uploads(Locked(), [FakeUpload("a.txt", b"text")])
