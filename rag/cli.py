@@ -98,7 +98,8 @@ def print_build_report(report, as_json: bool) -> None:
             f"{c.get('articles_embedded', 0)} new articles ({c.get('chunks_embedded', 0)} chunks) embedded",
             highlight=False,
         )
-    for label, items in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
+    for label, items in (("added", report.added), ("replaced", report.replaced), ("updated", report.updated),
+                         ("removed", report.removed)):
         if items:
             more = f", … and {len(items) - 20:,} more" if len(items) > 20 else ""  # a bulk export adds thousands
             out.print(f"  {label} ({len(items)}): {', '.join(items[:20])}{more}", highlight=False)
@@ -143,8 +144,10 @@ def add(
     articles: Optional[Path] = typer.Option(None, "--articles"),
     index: Optional[Path] = typer.Option(None, "--index"),
     as_json: bool = typer.Option(False, "--json"),
+    replace: bool = typer.Option(False, "--replace", help="Replace articles of the same name in the articles folder."),
 ):
-    """Add article files (copied into the articles folder), or a feed's new items, and update the index."""
+    """Add article files (copied into the articles folder), or a feed's new items, and update the index.
+    A file whose name is already taken by another article is refused unless --replace is given."""
     from .pipeline import Pipeline
 
     with _friendly_errors():
@@ -157,7 +160,7 @@ def add(
             if not files:
                 return
         with build_progress(not as_json) as progress:
-            report = Pipeline(_settings(articles, index)).add(files, progress=progress)
+            report = Pipeline(_settings(articles, index)).add(files, progress=progress, replace=replace)
         print_build_report(report, as_json)
         if any(s.reason.startswith("refused") for s in report.skipped):
             raise typer.Exit(1)
@@ -342,9 +345,6 @@ def verify(index: Optional[Path] = typer.Option(None, "--index"), as_json: bool 
                       disable=as_json) as bar:
             task = bar.add_task("verify", total=None)
             result = store.verify(lambda done, total: bar.update(task, completed=done, total=total))
-        if not result["checksums"]:
-            raise RagError(f"Index version {result['version']} was built before rag recorded checksums: nothing to verify "
-                           "it against. Rebuild it with: rag build --full")
         if as_json:
             print(json.dumps(result))
             return

@@ -5,11 +5,12 @@ Example: ``RAG_TOP_K=8 RAG_RETRIEVAL_MODE=dense rag ask "..."``.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 Fusion = Literal["rrf", "score"]
@@ -44,6 +45,15 @@ class Settings(BaseSettings):
     fetch_timeout: float = Field(15.0, gt=0, description="Seconds a feed or page fetch may wait for the server (connect, each read).")
     fetch_max_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Feeds and pages larger than this are not fetched.")
     feed_max_items: int = Field(100, gt=0, description="Items read from one feed per poll.")
+    feed_poll_seconds: float = Field(
+        300.0, gt=0, description="Seconds one feed poll may take in all; items not reached by then are skipped."
+    )
+    fetch_allow_networks: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = Field(
+        default_factory=list,
+        description="Networks that feeds may reach although they are not public (loopback, private, link-local, "
+        "shared, multicast, reserved, unique-local are refused by default), comma-separated CIDRs, e.g. "
+        "'127.0.0.1/32,10.0.0.0/8'. As Miniflux's FETCHER_ALLOW_PRIVATE_NETWORKS.",
+    )
 
     # --- build engine (rag build) ---------------------------------------------
     engine: Literal["local", "ray"] = Field(
@@ -147,6 +157,16 @@ class Settings(BaseSettings):
         description="Where the chat's correct / wrong / no-answer marks go, as a gold Q&A file for rag eval.",
     )
     max_question_chars: int = Field(1000, gt=0, description="Longer questions are cut to this length.")
+
+    @field_validator("fetch_allow_networks", mode="before")
+    @classmethod
+    def _networks(cls, v):
+        if isinstance(v, str):
+            v = [x for x in v.replace(";", ",").split(",") if x.strip()]
+        try:
+            return [ipaddress.ip_network(str(x).strip(), strict=False) for x in v or []]
+        except ValueError as exc:
+            raise ValueError(f"fetch_allow_networks: {exc} (give CIDRs such as 127.0.0.1/32, comma-separated)") from None
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

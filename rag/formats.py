@@ -352,7 +352,8 @@ def read_csv(text: str) -> Export:
     """A header row naming the columns (``text`` required), then one article a row. A record may
     span several lines (quoted newlines); its line number is the one it starts on."""
     out = Export()
-    reader = csv.reader(io.StringIO(text, newline=""))
+    lines = _Lines(text)
+    reader = csv.reader(lines)
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as exc:
@@ -362,7 +363,7 @@ def read_csv(text: str) -> Export:
     if "text" not in columns:
         out.problems.append(ExportProblem(1, f"the header has no 'text' column (columns: {', '.join(columns)})"))
         return out
-    rows = _csv_rows(reader)
+    rows = _csv_rows(reader, lines)
     for lineno, row, error in rows:
         if error:
             out.problems.append(ExportProblem(lineno, error))
@@ -379,16 +380,35 @@ def read_csv(text: str) -> Export:
     return out
 
 
-def _csv_rows(reader) -> Iterator[tuple[int, list[str], str | None]]:
+class _Lines:
+    """The lines of a text, counted (a CSV record may span several)."""
+
+    def __init__(self, text: str):
+        self._it = iter(io.StringIO(text, newline=""))
+        self.n = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._it)
+        self.n += 1
+        return line
+
+
+def _csv_rows(reader, lines: _Lines) -> Iterator[tuple[int, list[str], str | None]]:
+    """(line, row, error) of each record. After a malformed record (a field over the csv module's
+    limit, a stray quote) reading starts again on the next line: later rows are kept."""
     while True:
-        start = reader.line_num + 1
+        start = lines.n + 1
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
             yield start, [], f"malformed CSV ({exc})"
-            return  # the reader cannot resynchronise after a broken quote
+            reader = csv.reader(lines)  # a fresh reader, from the line after the bad one
+            continue
         yield start, row, None
 
 

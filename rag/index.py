@@ -299,9 +299,15 @@ class IndexStore:
             # Memory-mapped: the reader touches only the sentences of the passages it reads
             # (about 10 KB a passage: 10 GB at a million passages).
             sent_vectors = np.load(vdir / "sentences.npy", mmap_mode="r")
+            if sent_vectors.dtype != np.float32 or sent_vectors.ndim != 2 or sent_vectors.shape[1] != manifest["dimension"] \
+                    or not sent_vectors.flags.c_contiguous:  # a damaged header (the file is not hashed at load)
+                raise ValueError(f"sentences.npy holds {sent_vectors.dtype} {sent_vectors.shape}, "
+                                 f"not float32 rows of {manifest['dimension']}")
             bm25 = bm25s.BM25.load(str(vdir / "bm25"), show_progress=False) if chunks else None
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise IndexCorruptError(f"Index at {vdir} cannot be read ({type(exc).__name__}: {exc}). {REBUILD_HINT}") from exc
+        except Exception as exc:  # whatever a damaged file makes a parser raise: one line, never a traceback
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            raise IndexCorruptError(f"Index at {vdir} cannot be read ({why}). Check it with: rag verify. "
+                                    f"{REBUILD_HINT}") from exc
         counts = np.array([len(c.sentences) for c in chunks], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         if index.ntotal != len(chunks) or offsets[-1] != len(sent_vectors):
@@ -330,8 +336,7 @@ class IndexStore:
     def verify(self, progress: integrity.Progress | None = None) -> dict:
         """Check every file of the live version against its recorded size and digest.
 
-        Raises ``IndexCorruptError`` (one line naming the files); returns what was checked,
-        ``{"checksums": False, ...}`` for a version built before checksums were recorded.
+        Raises ``IndexCorruptError`` (one line naming the files); returns what was checked.
         """
         manifest = self.read_manifest()
         vdir = self.root / "versions" / str(self.current_version())

@@ -351,11 +351,21 @@ def read_export(data: bytes, name: str) -> FileArticles:
     every article, so it does not change when records move."""
     from .formats import parse_date, read_csv, read_jsonl
 
-    if _looks_binary(data):
-        raise UnusableFile("binary file, not text")
-    raw, encoding = decode(data, name)
-    export = read_jsonl(raw) if name.lower().endswith(".jsonl") else read_csv(raw)
     out = FileArticles()
+    if name.lower().endswith(".jsonl"):
+        raw, encodings, problems = _decode_lines(data)
+        export = read_jsonl(raw)
+        export.problems = sorted(problems + export.problems, key=lambda p: p.line)
+        for line, enc in sorted(encodings.items()):
+            out.warnings.append(f"{name} line {line}: not UTF-8, decoded as {enc}")
+    else:
+        if _looks_binary(data):
+            raise UnusableFile("binary file, not text")
+        raw, encoding = decode(data, name)
+        export = read_csv(raw)
+        encodings = {rec.line: encoding for rec in export.records}
+        if encoding not in ("utf-8", "ascii"):
+            out.warnings.append(f"{name}: not UTF-8, decoded as {encoding}")
     for p in export.problems:
         out.skipped.append(Skipped(file=f"{name}:{p.line}", reason=f"line {p.line}: {p.reason}"))
     used: set[str] = set()
@@ -375,13 +385,52 @@ def read_export(data: bytes, name: str) -> FileArticles:
         used.add(record_name)
         out.articles.append(Article(
             id=article_id(text), file=record_name, title=title, text=text,
-            source_sha256=hashlib.sha256(rec.raw.encode("utf-8")).hexdigest(), encoding=encoding,
+            source_sha256=hashlib.sha256(rec.raw.encode("utf-8")).hexdigest(), encoding=encodings.get(rec.line, "utf-8"),
             removed_lines=removed, published=published, site=rec.source, url=rec.url,
         ))
     if not out.articles:
         reasons = "; ".join(s.reason for s in out.skipped[:3]) or "no records"
         raise UnusableFile(f"no usable record in the export ({reasons})")
     return out
+
+
+def _decode_line(line: bytes) -> tuple[str, str]:
+    """One line of an export: UTF-8, else Windows-1252 (a line is too short for detection to tell
+    Latin code pages from others; the old news exports are Western), else what detection says."""
+    try:
+        return line.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return line.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return decode(line, "")
+
+
+def _decode_lines(data: bytes) -> tuple[str, dict[int, str], list]:
+    """A JSON Lines export decoded and judged line by line: one NUL byte or one Latin-1 line
+    spoils only its own record. Returns the text (a bad line left blank, so that line numbers
+    hold), the lines not in UTF-8 with the encoding used, and the problems (bad lines)."""
+    from .formats import ExportProblem
+
+    lines, encodings, problems = [], {}, []
+    for lineno, line in enumerate(data.split(b"\n"), start=1):
+        if lineno == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")
+        if b"\x00" in line:  # (control bytes other than NUL make the line invalid JSON)
+            problems.append(ExportProblem(lineno, "binary data (a NUL byte), not text"))
+            lines.append("")
+            continue
+        try:
+            text, enc = _decode_line(line)
+        except UnusableFile as exc:
+            problems.append(ExportProblem(lineno, exc.reason))
+            lines.append("")
+            continue
+        if enc != "utf-8":
+            encodings[lineno] = enc
+        lines.append(text)
+    return "\n".join(lines), encodings, problems
 
 
 def article_id(text: str) -> str:
@@ -411,22 +460,38 @@ def load_folder(folder: Path, max_bytes: int, max_export_bytes: int | None = Non
         result.skipped.extend(got.skipped)
         result.warnings.extend(got.warnings)
         for article in got.articles:
-            result.add(article.file, article, warn_encoding=article is got.articles[0])
+            # An export's warnings name its lines (read_export); other files warn here.
+            result.add(article.file, article, warn_encoding=Path(name).suffix.lower() not in EXPORT_SUFFIXES)
     return result
 
 
 _MAX_NAME_BYTES = 255
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def same_name_in(folder: Path, name: str) -> Path | None:
+    """The file of ``folder`` that ``name`` would take the place of: the same name once both are
+    NFC-normalised (``café.txt`` composed or decomposed), or None."""
+    want = unicodedata.normalize("NFC", name)
+    try:
+        return next((p for p in Path(folder).iterdir() if unicodedata.normalize("NFC", p.name) == want), None)
+    except OSError:
+        return None
 
 
 def safe_name(name: str) -> tuple[str, str | None]:
     """A file name that stays inside the articles folder, or the reason it is refused.
 
     Directory parts (``/`` and ``\\``) are stripped so that ``../../x.txt`` becomes ``x.txt``;
-    NUL and control characters, hidden names, names over 255 bytes and unsupported types
-    are refused.
+    the name is NFC-normalised; NUL and control characters, bidirectional controls (U+202A-202E,
+    U+2066-2069, U+200E/F, U+061C), hidden names, names over 255 bytes and unsupported types are
+    refused.
     """
     if re.search(r"[\x00-\x1f\x7f-\x9f]", name):  # every control character, tab and newline too
         return "", "refused: file name contains control characters"
+    if _BIDI.search(name):
+        return "", "refused: file name contains bidirectional control characters (they make a name look like another)"
+    name = unicodedata.normalize("NFC", name)  # café.txt typed or pasted: one name, whichever form it came in
     base = re.split(r"[\\/]", name)[-1].strip()
     if not base or base in (".", ".."):
         return "", "refused: empty file name"

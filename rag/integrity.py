@@ -15,6 +15,9 @@ What is checked when:
   before it reuses anything from them, so a damaged file is never carried into a new version).
 * **``rag verify``**: everything.
 
+A manifest that records no checksums is refused as damaged, never taken for a version built
+before checksums existed: otherwise renaming one key of the manifest would switch every check off.
+
 SHA-256 because it is the fastest of ``hashlib``'s algorithms on CPUs with SHA extensions
 (measured here: sha256 about 2x blake2b).
 """
@@ -88,6 +91,12 @@ def has_checksums(manifest: dict) -> bool:
     return isinstance(manifest.get("checksums"), dict) and _KEY in manifest
 
 
+def _unsealed(vdir: Path) -> IndexCorruptError:
+    # Every version this rag reads was built with checksums; a manifest without them was edited
+    # (renaming one key must not switch every check off) or comes from a rag too old to trust.
+    return _damaged(vdir, [MANIFEST], "records no checksums (edited, or written by a rag older than checksums)")
+
+
 def _damaged(vdir: Path, names: list[str], why: str) -> IndexCorruptError:
     listed = ", ".join(names)
     return IndexCorruptError(f"Index version {vdir.name}: {listed} {why}. {REBUILD_HINT}")
@@ -95,8 +104,8 @@ def _damaged(vdir: Path, names: list[str], why: str) -> IndexCorruptError:
 
 def check_manifest(vdir: Path, manifest: dict) -> None:
     want = manifest.get(_KEY)
-    if want is None:
-        return
+    if not has_checksums(manifest):
+        raise _unsealed(Path(vdir))
     try:
         raw = (Path(vdir) / MANIFEST).read_bytes()
     except OSError:
@@ -118,16 +127,15 @@ def check(
 
     Sizes of all recorded files are always checked. Digests: of ``hash_files`` when given, else
     of every file but ``skip_hash``. Returns what was checked (files, bytes hashed, seconds).
-    A manifest without checksums (a version built before they were recorded) checks nothing
-    and returns ``{"checksums": False}``.
+    A manifest without checksums is damage too: no edit of the manifest turns the checks off.
     """
     vdir = Path(vdir)
     t0 = time.perf_counter()
-    if not has_checksums(manifest):
-        return {"checksums": False, "files": 0, "hashed_bytes": 0, "seconds": 0.0}
     check_manifest(vdir, manifest)
     recorded: dict = manifest["checksums"].get("files", {})
     alg = manifest["checksums"].get("algorithm", ALGORITHM)
+    if alg not in hashlib.algorithms_available or not isinstance(recorded, dict) or not recorded:
+        raise _unsealed(vdir)
     missing, resized = [], []
     for rel, entry in recorded.items():
         try:

@@ -10,20 +10,23 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import IngestError
-from .ingest import UnusableFile, read_file, record_file, safe_name
+from .ingest import UnusableFile, read_file, record_file, safe_name, same_name_in
 from .types import Article, Skipped
 
 
-def copy_in(settings: Settings, files: Sequence[Path]) -> list[Skipped]:
-    """Copy usable files into the articles folder (safe names only); returns those refused.
+def copy_in(settings: Settings, files: Sequence[Path], replace: bool = False) -> tuple[list[Skipped], list[str]]:
+    """Copy usable files into the articles folder (safe names only); returns those refused and
+    the names of the articles replaced.
 
     Each file is read and checked first: one that could not become an article (empty, binary,
     undecodable, too large) is reported and never copied, so the folder does not collect files
-    that every later build would skip again.
+    that every later build would skip again. A file whose name (NFC-normalised) is taken by
+    another file of the folder with other content is refused unless ``replace``.
     """
     folder = Path(settings.articles_dir)
     folder.mkdir(parents=True, exist_ok=True)
     refused: list[Skipped] = []
+    replaced: list[str] = []
     for f in files:
         f = Path(f)
         name, problem = safe_name(f.name)
@@ -44,12 +47,22 @@ def copy_in(settings: Settings, files: Sequence[Path]) -> list[Skipped]:
             continue
         if target.exists() and target.samefile(f):
             continue  # already in the articles folder: nothing to copy, the build indexes it
+        taken = same_name_in(folder, name)
+        if taken is not None and not taken.is_symlink() and taken.is_file():
+            if taken.read_bytes() != f.read_bytes():
+                if not replace:
+                    refused.append(Skipped(file=f.name, reason=f"refused: {taken.name} is already in the articles "
+                                           "folder with other content; replacing it needs --replace"))
+                    continue
+                replaced.append(name)
+            if taken.name != name:
+                taken.unlink()  # the same name in another Unicode form: one file, not two that look alike
         try:
             shutil.copyfile(f, target)
         except OSError as exc:  # e.g. a read-only file of that name in the folder
             refused.append(Skipped(file=f.name, reason=f"cannot be copied into {folder}/: {exc.strerror or exc}"))
             continue
-    return refused
+    return refused, replaced
 
 
 def delete(settings: Settings, names: Sequence[str], indexed: dict[str, str]) -> None:
@@ -75,10 +88,10 @@ def delete(settings: Settings, names: Sequence[str], indexed: dict[str, str]) ->
         raise IngestError(f"Not in {folder}/: {', '.join(missing)}")
 
 
-def poll_feed(settings: Settings, source: str, articles: Sequence[Article], progress=None):
-    """Poll an RSS/Atom feed (URL or file): new items' pages are fetched and written to the
-    articles folder (``rag.feeds``); items whose address or text ``articles`` already hold are
-    not fetched again. The only network access, made when asked."""
+def poll_feed(settings: Settings, source: str, articles: Sequence[Article], progress=None, files: bool = True):
+    """Poll an RSS/Atom feed (URL, or a file when ``files``): new items' pages are fetched and
+    written to the articles folder (``rag.feeds``); items whose address or text ``articles``
+    already hold are not fetched again. The only network access, made when asked."""
     from .feeds import canonical, poll
 
     known_urls: dict[str, str] = {}
@@ -90,6 +103,7 @@ def poll_feed(settings: Settings, source: str, articles: Sequence[Article], prog
                 known_urls[canonical(u)] = a.file
     return poll(source, Path(settings.articles_dir), known_urls=known_urls, known_ids=known_ids,
                 timeout=settings.fetch_timeout, max_bytes=settings.fetch_max_bytes, max_items=settings.feed_max_items,
+                allow=settings.fetch_allow_networks, poll_seconds=settings.feed_poll_seconds, files=files,
                 progress=progress)
 
 

@@ -165,18 +165,22 @@ class Pipeline:
         Always local: the app never imports Ray."""
         return self.build(progress=progress, wait=600, engine="local")
 
-    def add(self, files: Sequence[Path], *, progress: Progress | None = None, wait: float = 0.0) -> BuildReport:
+    def add(self, files: Sequence[Path], *, progress: Progress | None = None, wait: float = 0.0,
+            replace: bool = False) -> BuildReport:
         """Copy usable files into the articles folder (``library.copy_in``: safe names only,
-        unusable files refused) and update the index."""
-        refused = library.copy_in(self.settings, files)
+        unusable files refused, an existing article replaced only with ``replace``) and update
+        the index; replaced files are listed in ``report.replaced``."""
+        refused, replaced = library.copy_in(self.settings, files, replace=replace)
         report = self.build(self.settings.articles_dir, progress=progress, wait=wait, engine="local")  # small updates: local
         report.skipped = refused + report.skipped
+        report.replaced = replaced
         return report
 
-    def add_feed(self, source: str, *, progress: Progress | None = None, wait: float = 0.0):
-        """Poll an RSS/Atom feed (URL or file) for new articles (``library.poll_feed``) and index them."""
+    def add_feed(self, source: str, *, progress: Progress | None = None, wait: float = 0.0, files: bool = True):
+        """Poll an RSS/Atom feed (URL, or a file when ``files``) for new articles
+        (``library.poll_feed``) and index them."""
         known = list(self.index().articles.values()) if self.store.exists() else []
-        report = library.poll_feed(self.settings, source, known, progress)
+        report = library.poll_feed(self.settings, source, known, progress, files=files)
         if report.added:
             report.build = self.build(progress=progress, wait=wait)
         return report

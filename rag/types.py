@@ -148,6 +148,7 @@ class BuildReport(BaseModel):
     version: str | None = None
     added: list[str] = Field(default_factory=list)
     updated: list[str] = Field(default_factory=list)
+    replaced: list[str] = Field(default_factory=list, description="Files of the folder that an added file replaced.")
     removed: list[str] = Field(default_factory=list)
     reused: list[str] = Field(default_factory=list)
     skipped: list[Skipped] = Field(default_factory=list)

@@ -5,6 +5,7 @@ Upload helpers (ui/uploads.py) are also tested directly, without Streamlit.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -290,6 +291,27 @@ def test_upload_bad_file_has_a_clear_message(writable_app, name, data, reason):
     assert "<dd>5</dd>" in sidebar_html(at)  # nothing new indexed
 
 
+def test_upload_replacing_an_article_asks_first(writable_app):
+    """Issue 24, reproduction 8: an upload with an existing article's name replaces nothing until
+    the user says Replace; then the report says replaced."""
+    at, articles, index = writable_app
+    name = "001_862f22007153cb7b.txt"
+    before = (articles / name).read_bytes()
+    upload(at, (name, GOOD_ARTICLE.encode()), ("quokka.txt", b"Quokka news\n\nAnother quokka story entirely."))
+    assert (articles / name).read_bytes() == before
+    assert (articles / "quokka.txt").is_file()  # the others are added at once
+    warnings = [w.value for w in at.sidebar.warning]
+    assert any("Already in the articles folder" in w and name.replace(".", r"\.").replace("_", r"\_") in w
+               for w in warnings), warnings
+    button(at.sidebar, "Keep the existing").click().run()
+    assert not at.exception and (articles / name).read_bytes() == before and not at.sidebar.warning
+    upload(at, (name, GOOD_ARTICLE.encode()))
+    button(at.sidebar, "Replace").click().run()
+    assert not at.exception, at.exception
+    assert (articles / name).read_text() == GOOD_ARTICLE
+    assert any(s.value.startswith("Replaced 1 article") for s in at.sidebar.success), [s.value for s in at.sidebar.success]
+
+
 def test_upload_traversal_name_stays_inside_the_folder(writable_app, tmp_path):
     at, articles, index = writable_app
     upload(at, ("../evil.txt", GOOD_ARTICLE.encode()), ("../../evil2.txt", b"Another story about zebras."))
@@ -395,9 +417,14 @@ def test_add_uploads_reports_only_uploaded_files(tmp_path, built_index):
     # the same file again: unchanged, nothing re-embedded
     again = add_uploads(pipe, [FakeUpload("new.txt", GOOD_ARTICLE.encode())])
     assert again.unchanged == ["new.txt"] and not again.problems
-    # a changed file under the same name: updated
-    changed = add_uploads(pipe, [FakeUpload("new.txt", (GOOD_ARTICLE + "More text here.\n").encode())])
-    assert changed.updated == ["new.txt"]
+    # a changed file under the same name: held until confirmed (issue 24), then replaced
+    newer = [FakeUpload("new.txt", (GOOD_ARTICLE + "More text here.\n").encode())]
+    changed = add_uploads(pipe, newer)
+    assert [h.name for h in changed.held] == ["new.txt"] and not changed.updated and not changed.replaced
+    assert (articles / "new.txt").read_text() == GOOD_ARTICLE
+    replaced = add_uploads(pipe, newer, replace=True)
+    assert replaced.replaced == ["new.txt"] and not replaced.updated and not replaced.problems
+    assert (articles / "new.txt").read_text().endswith("More text here.\n")
 
 
 def test_add_uploads_turns_library_errors_into_messages(tmp_path):
@@ -405,9 +432,9 @@ def test_add_uploads_turns_library_errors_into_messages(tmp_path):
     from rag.errors import BuildLockedError
 
     class Locked:
-        settings = type("S", (), {"max_upload_files": 5, "max_file_bytes": 100})()
+        settings = type("S", (), {"max_upload_files": 5, "max_file_bytes": 100, "articles_dir": tmp_path})()
 
-        def add(self, paths, progress=None, wait=0.0):
+        def add(self, paths, progress=None, wait=0.0, replace=False):
             raise BuildLockedError("Another build is running; try again in a minute.")
 
     r = add_uploads(Locked(), [FakeUpload("a.txt", b"text")])
@@ -477,6 +504,27 @@ def test_feedback_review_page_filters_deletes_and_runs_the_eval(monkeypatch, bui
     assert not at.exception, at.exception
     assert [m.label for m in at.metric] == ["Questions", "Answer F1", "Contains", "Abstention F1"]
     assert at.metric[0].value == "2"
+
+
+def test_feedback_review_page_renders_no_user_markup(monkeypatch, built_index, tmp_path):
+    """Issue 24, reproduction 9: a question holding a Markdown image (a beacon) or HTML is shown as
+    text on the review page, in no Markdown element."""
+    beacon = "![b](http://127.0.0.1:18081/beacon.png)"
+    question = f"Who won? {beacon} <img src=x onerror=alert(1)> **bold**"
+    fb = tmp_path / "feedback_qa.jsonl"
+    fb.write_text(json.dumps({"id": "f1", "question": question, "answers": ["<b>gold</b>"], "sources": [],
+                              "type": "factoid", "feedback": {"verdict": "wrong", "system_answer": beacon,
+                                                              "date": "2024-01-01"}}) + "\n")
+    monkeypatch.setenv("RAG_INDEX_DIR", str(built_index))
+    monkeypatch.setenv("RAG_ARTICLES_DIR", str(ROOT / "seeds"))
+    monkeypatch.setenv("RAG_FEEDBACK_FILE", str(fb))
+    at = AppTest.from_file(str(ROOT / "ui" / "pages" / "1_Feedback_review.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    texts = [t.value for t in at.text]
+    assert question in texts and any(beacon in t and "<b>gold</b>" in t for t in texts)
+    for el in [*at.markdown, *at.caption, *at.error, *at.info]:
+        assert "](http" not in el.value and "<img" not in el.value and "**bold**" not in el.value, el.value
 
 
 def feedback_lines(path):

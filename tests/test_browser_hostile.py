@@ -7,6 +7,7 @@ the citation and the full-article view. Screenshot: test-output/browser/hostile.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import urllib.parse
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.browser
 
 HOSTILE_FILE = "quillon <img src=x onerror=alert('xss-name')>.txt"
 HOSTILE_QUESTION = "<img src=x onerror=alert('xss-q')> $x^2$ :red[q] **q** ![q](http://evil.example/q.png)"
+BEACON = "![b](http://127.0.0.1:9/beacon.png)"
+BEACON_QUESTION = f"Who won? {BEACON} <img src=http://127.0.0.1:9/img-beacon.png>"
 MAX_UPLOADS = 3  # RAG_MAX_UPLOAD_FILES for the server under test
 MAX_BYTES = 30_000  # RAG_MAX_FILE_BYTES (every seed is smaller); Streamlit's own limit rounds up to 1 MB
 
@@ -41,7 +44,12 @@ def server(tmp_path_factory, seeds_pipeline):
     (articles / HOSTILE_FILE).write_text(H.hostile_article())
     index = tmp / "index"
     Pipeline(Settings(articles_dir=articles, index_dir=index), embedder=seeds_pipeline.embedder).build()
-    limits = {"RAG_MAX_UPLOAD_FILES": str(MAX_UPLOADS), "RAG_MAX_FILE_BYTES": str(MAX_BYTES)}
+    feedback = tmp / "feedback_qa.jsonl"  # a hostile question marked in the chat (issue 24, reproduction 9)
+    feedback.write_text(json.dumps({"id": "fbeacon", "question": BEACON_QUESTION, "answers": [], "sources": [],
+                                    "type": "factoid", "feedback": {"verdict": "no_answer", "system_answer": BEACON,
+                                                                    "date": "2024-01-01"}}) + "\n")
+    limits = {"RAG_MAX_UPLOAD_FILES": str(MAX_UPLOADS), "RAG_MAX_FILE_BYTES": str(MAX_BYTES),
+              "RAG_FEEDBACK_FILE": str(feedback)}
     proc, url = start_streamlit(articles, index, tmp / "server.log", limits)
     yield {"url": url, "tmp": tmp, "log": tmp / "server.log", "articles": articles}
     stop_streamlit(proc)
@@ -135,6 +143,18 @@ def test_hostile_question_is_shown_literally(page, server):
     assert user.count() == 1
     page.screenshot(path=str(SHOTS / "hostile-question.png"))
     assert_nothing_injected(page)
+
+
+def test_feedback_review_page_loads_no_beacon(page, server):
+    """Issue 24, reproduction 9: the review page showed a question's Markdown image, and the
+    browser fetched it."""
+    page.goto(server["url"] + "/Feedback_review")
+    page.get_by_text("1 of 1 marks").wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    assert not [u for u in page.requests if "beacon" in u], page.requests
+    assert page.locator("img[src*='beacon']").count() == 0
+    assert page.get_by_text(BEACON_QUESTION, exact=True).count() == 1  # shown as the text it is
+    page.screenshot(path=str(SHOTS / "hostile-feedback-review.png"))
 
 
 def test_no_request_leaves_loopback_at_all(page, server):

@@ -115,7 +115,7 @@ def feed_pipeline(tmp_path, seeds_pipeline):
     from rag.pipeline import Pipeline
 
     s = make_settings(articles_dir=tmp_path / "articles", index_dir=tmp_path / "index", fetch_timeout=1.0,
-                      fetch_max_bytes=2 * 1024 * 1024)
+                      fetch_max_bytes=2 * 1024 * 1024, fetch_allow_networks="127.0.0.1/32")
     return Pipeline(s, embedder=seeds_pipeline.embedder)
 
 
@@ -184,6 +184,7 @@ def test_atom_feed_file_and_cli_report(server, tmp_path, seeds_pipeline, monkeyp
         f'<entry><title>Library reopens</title><id>urn:2</id><link href="{base}/news/valley"/><updated>2024-05-17T09:00:00Z</updated></entry>'
         "</feed>")
     monkeypatch.setenv("RAG_FETCH_TIMEOUT", "1")
+    monkeypatch.setenv("RAG_FETCH_ALLOW_NETWORKS", "127.0.0.1/32")  # the test server; refused by default
     args = ["add", "--feed", str(atom), "--articles", str(tmp_path / "articles"), "--index", str(tmp_path / "index"), "--json"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
@@ -213,14 +214,18 @@ def test_bad_feed_is_one_clear_error(server, tmp_path, feed_pipeline):
 def test_fetch_bounds(server):
     from rag.feeds import FetchError, fetch
 
+    import ipaddress
+
     base = f"http://127.0.0.1:{server.server_port}"
+    allow = [ipaddress.ip_network("127.0.0.1/32")]
     with pytest.raises(FetchError, match="redirected to a non-http"):
-        fetch(f"{base}/redirect-ftp", timeout=1, max_bytes=1000)
+        fetch(f"{base}/redirect-ftp", timeout=1, max_bytes=1000, allow=allow)
     with pytest.raises(FetchError, match="not an http"):
-        fetch("file:///etc/passwd", timeout=1, max_bytes=1000)
+        fetch("file:///etc/passwd", timeout=1, max_bytes=1000, allow=allow)
     with pytest.raises(FetchError, match="too large: 3,608 bytes"):  # Content-Length over the bound
-        fetch(f"{base}/news/ledger", timeout=1, max_bytes=1000)
-    assert fetch(f"{base}/news/ledger", timeout=1, max_bytes=10_000).data == (PAGES / "daily_ledger.html").read_bytes()
+        fetch(f"{base}/news/ledger", timeout=1, max_bytes=1000, allow=allow)
+    got = fetch(f"{base}/news/ledger", timeout=1, max_bytes=10_000, allow=allow)
+    assert got.data == (PAGES / "daily_ledger.html").read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -250,7 +255,7 @@ def test_sidebar_feed_field_fetches_and_reports(server, tmp_path, seeds_pipeline
     shutil.copytree(SEEDS, articles)
     Pipeline(make_settings(articles_dir=articles, index_dir=index), embedder=seeds_pipeline.embedder).build()
     for k, v in {"RAG_INDEX_DIR": index, "RAG_ARTICLES_DIR": articles, "RAG_FETCH_TIMEOUT": 1,
-                 "RAG_FETCH_MAX_BYTES": 2 * 1024 * 1024}.items():
+                 "RAG_FETCH_MAX_BYTES": 2 * 1024 * 1024, "RAG_FETCH_ALLOW_NETWORKS": "127.0.0.1/32"}.items():
         monkeypatch.setenv(k, str(v))
     sys.path.insert(0, str(ROOT))
     at = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=120)

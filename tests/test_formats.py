@@ -212,6 +212,52 @@ def test_csv_export_with_quoted_newlines_and_bad_rows(tmp_path):
     assert reasons == {"feed.csv:4": "line 4: 2 fields, the header has 4", "feed.csv:5": "line 5: empty 'text'"}
 
 
+def test_csv_goes_on_after_a_field_over_the_limit(tmp_path):
+    """Issue 24, reproduction 6: a field over csv's 131,072 characters is one reported row, and
+    every good row after it is kept."""
+    f = tmp_path / "big.csv"
+    rows = ["title,text", '"Before",Before the big one.', '"Big","' + "x" * 140_000 + '"']
+    rows += [f'"After {i}","After {i}: the rows below the big one are still good."' for i in range(5)]
+    f.write_text("\n".join(rows) + "\n")
+    got = read_file(f, f.name, 4 * MB)
+    assert sorted(a.title for a in got.articles) == ["After 0", "After 1", "After 2", "After 3", "After 4", "Before"]
+    assert [(s.file, s.reason) for s in got.skipped] == [
+        ("big.csv:3", "line 3: malformed CSV (field larger than field limit (131072))")]
+
+
+def test_jsonl_decodes_and_judges_each_line_alone(tmp_path):
+    """Issue 24, reproduction 7: one NUL byte spoils its own record, not the file; one Latin-1 line
+    is decoded as such (and named), not the whole file as cp1252."""
+    utf8 = [json.dumps({"title": f"Café {i}", "text": f"Zoë's café number {i} opened in Malmö."}, ensure_ascii=False)
+            for i in range(4)]
+    lines = [u.encode("utf-8") for u in utf8]
+    lines.insert(2, b'{"title": "Nul", "text": "A NUL \x00 byte"}')
+    lines.insert(4, json.dumps({"title": "Latin", "text": "Déjà vu in Köln."}, ensure_ascii=False).encode("latin-1"))
+    f = tmp_path / "mixed.jsonl"
+    f.write_bytes(b"\n".join(lines) + b"\n")
+    got = read_file(f, f.name, MB)
+    texts = {a.title: (a.text, a.encoding) for a in got.articles}
+    for i in range(4):
+        assert texts[f"Café {i}"] == (f"Zoë's café number {i} opened in Malmö.", "utf-8")  # not garbled
+    assert texts["Latin"] == ("Déjà vu in Köln.", "cp1252")
+    assert [(s.file, s.reason) for s in got.skipped] == [("mixed.jsonl:3", "line 3: binary data (a NUL byte), not text")]
+    assert got.warnings == ["mixed.jsonl line 5: not UTF-8, decoded as cp1252"]
+
+
+def test_one_latin1_jsonl_line_does_not_garble_the_utf8_ones(tmp_path):
+    """Issue 24, reproduction 7 (no NUL): the whole file was decoded as cp1252, turning every
+    UTF-8 "é" into "Ã©", and the warning named the first record."""
+    f = tmp_path / "news.jsonl"
+    f.write_bytes(b"\n".join([
+        json.dumps({"title": "Zoë", "text": "Zoë's café opened in Malmö."}, ensure_ascii=False).encode(),
+        json.dumps({"title": "Köln", "text": "Déjà vu in Köln."}, ensure_ascii=False).encode("latin-1"),
+        json.dumps({"title": "Jürgen", "text": "Jürgen's bakery is in Zürich."}, ensure_ascii=False).encode()]))
+    got = read_file(f, f.name, MB)
+    assert sorted(a.text for a in got.articles) == ["Déjà vu in Köln.", "Jürgen's bakery is in Zürich.",
+                                                    "Zoë's café opened in Malmö."]
+    assert got.warnings == ["news.jsonl line 2: not UTF-8, decoded as cp1252"]
+
+
 def test_export_without_a_text_column_is_refused_with_the_reason(tmp_path):
     f = tmp_path / "x.csv"
     f.write_text("headline,body\nA,B\n")

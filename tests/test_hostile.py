@@ -119,6 +119,71 @@ def test_safe_name_refuses(name):
     assert base == "" and problem and problem.startswith("refused")
 
 
+# -- issue 24, reproduction 8: names that look alike, and replacing an article -------------------
+
+BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
+        "\u200e", "\u200f", "\u061c"]
+
+
+@pytest.mark.parametrize("char", BIDI)
+def test_safe_name_refuses_bidi_controls(char):
+    base, problem = safe_name(f"invoice{char}txt.exe.txt")
+    assert base == "" and problem.startswith("refused: file name contains bidirectional control characters")
+
+
+def test_safe_name_is_nfc():
+    nfd, nfc = "cafe\u0301.txt", "caf\u00e9.txt"
+    assert safe_name(nfd) == (nfc, None) and safe_name(nfc) == (nfc, None)
+
+
+REPLACEMENT = ("Quokka Bureau revises the zebra index\n\nThe zebra index was revised to 9.25 points, the Quokka "
+               "Bureau said on Friday.\n")
+
+
+def test_replacing_an_article_needs_replace_and_is_reported(tmp_path, articles_copy, seeds_pipeline):
+    index = tmp_path / "index"
+    pipe = Pipeline(make_settings(articles_dir=articles_copy, index_dir=index), embedder=seeds_pipeline.embedder)
+    name = "000_2ac1abd28b7d7f6d.txt"
+    before = (articles_copy / name).read_bytes()
+    new = tmp_path / "in" / name
+    new.parent.mkdir()
+    new.write_text(REPLACEMENT)
+    report = pipe.add([new])
+    assert (articles_copy / name).read_bytes() == before and report.replaced == []
+    assert [(s.file, s.reason) for s in report.skipped] == [
+        (name, f"refused: {name} is already in the articles folder with other content; replacing it needs --replace")]
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    args = ["add", str(new), "--articles", str(articles_copy), "--index", str(index)]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1 and "needs --replace" in refused.output
+    assert (articles_copy / name).read_bytes() == before
+    done = CliRunner().invoke(app, [*args, "--replace"])
+    assert done.exit_code == 0, done.output
+    assert f"replaced (1): {name}" in done.output
+    assert (articles_copy / name).read_text() == REPLACEMENT
+    assert "9.25" in pipe.index().articles[next(a.id for a in pipe.index().articles.values() if a.file == name)].text
+
+
+def test_nfd_and_nfc_names_give_one_file(tmp_path, articles_copy, seeds_pipeline):
+    pipe = Pipeline(make_settings(articles_dir=articles_copy, index_dir=tmp_path / "index"),
+                    embedder=seeds_pipeline.embedder)
+    nfd, nfc = "cafe\u0301.txt", "caf\u00e9.txt"
+    (articles_copy / nfd).write_text("Cafe opens on the quay\n\nA cafe opened on the quay on Monday.\n")
+    upload = tmp_path / "in" / nfc
+    upload.parent.mkdir()
+    upload.write_text(REPLACEMENT)
+    report = pipe.add([upload])
+    assert report.replaced == [] and report.skipped[0].reason.startswith(f"refused: {nfd} is already in the articles")
+    report = pipe.add([upload], replace=True)
+    assert report.replaced == [nfc]
+    looks_like_cafe = [p.name for p in articles_copy.iterdir() if "caf" in p.name]
+    assert looks_like_cafe == [nfc]  # one file, in NFC
+    assert [a.file for a in pipe.index().articles.values() if "caf" in a.file] == [nfc]
+
+
 def _tree(root: Path) -> dict[str, tuple[int, int]]:
     """Every path under root (files with size and mtime; folders and links too)."""
     out = {}

@@ -122,18 +122,37 @@ def test_edited_manifest_is_caught(index_copy):
         IndexStore(index_copy).load(make_settings().model_name)
 
 
-def test_index_without_checksums_is_accepted_and_verify_says_rebuild(index_copy):
-    """A version built before checksums were recorded still loads; `rag verify` cannot vouch for it."""
-    path = vdir_of(index_copy) / "manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest.pop("checksums")
-    manifest.pop("manifest_sha256")
-    path.write_text(json.dumps(manifest))
-    data = IndexStore(index_copy).load(make_settings().model_name)
-    assert data.checked["checksums"] is False and len(data.chunks) > 0
-    r = run_cli("verify", "--index", str(index_copy))
-    assert r.returncode == 1
-    assert "before rag recorded checksums" in r.stderr and "rag build --full" in r.stderr
+def test_renamed_checksum_key_cannot_switch_checks_off(index_copy):
+    """Issue 24, reproduction 4: `manifest_sha256` renamed (one byte), then a name replaced by another
+    of the same length in the articles and chunks: refused by load, ask and verify, never answered."""
+    vdir = vdir_of(index_copy)
+    raw = (vdir / "manifest.json").read_bytes()
+    assert raw.count(b'"manifest_sha256"') == 1
+    (vdir / "manifest.json").write_bytes(raw.replace(b'"manifest_sha256"', b'"manifert_sha256"'))
+    for name in ("articles.jsonl", "chunks.jsonl"):
+        text = (vdir / name).read_bytes()
+        assert b"Microsoft" in text
+        (vdir / name).write_bytes(text.replace(b"Microsoft", b"Evilcorpx"))
+    with pytest.raises(IndexCorruptError, match=r"manifest\.json records no checksums.*rag build --full"):
+        IndexStore(index_copy).load(make_settings().model_name)
+    for args in (("verify",), ("ask", QUESTION)):
+        r = run_cli(*args, "--index", str(index_copy))
+        assert r.returncode == 1, (args, r.stdout)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "manifest.json records no checksums" in lines[0], r.stderr
+        assert "rag build --full" in lines[0] and "Evilcorpx" not in r.stdout
+
+
+@pytest.mark.parametrize("key", ["checksums", "manifest_sha256", "algorithm", "files"])
+def test_no_one_byte_edit_of_a_key_turns_checks_off(index_copy, key):
+    vdir = vdir_of(index_copy)
+    raw = (vdir / "manifest.json").read_bytes()
+    (vdir / "manifest.json").write_bytes(raw.replace(f'"{key}"'.encode(), f'"{key[:-1]}_"'.encode(), 1))
+    flip_byte(vdir / "chunks.jsonl")
+    with pytest.raises(IndexCorruptError, match="rag build --full"):
+        IndexStore(index_copy).load(make_settings().model_name)
+    with pytest.raises(IndexCorruptError, match="manifest.json"):
+        IndexStore(index_copy).verify()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -178,3 +197,48 @@ def test_app_shows_one_line_for_a_damaged_index(monkeypatch, index_copy):
     msg = at.error[0].value.replace("\\", "")  # markdown-escaped
     assert "faiss.index" in msg and "rag build --full" in msg
     assert not at.chat_message  # no answer was shown
+
+
+# Same-length edits of the header of sentences.npy: its size still matches, and loading does not hash it.
+HEADER_DAMAGE = [(b"'<f4'", b"'<f5'"), (b"'<f4'", b"'|O8'"), (b"False", b"Fals_"), (b"False,", b"True ,"),
+                 (b"{'descr'", b"['descr'"), (b"), }", b"),)}")]
+
+
+@pytest.mark.parametrize("old,new", HEADER_DAMAGE)
+def test_damaged_sentences_header_is_one_line_at_load(index_copy, old, new):
+    path = vdir_of(index_copy) / "sentences.npy"
+    raw = path.read_bytes()
+    assert raw[:128].count(old) == 1 and len(old) == len(new)
+    path.write_bytes(raw.replace(old, new, 1))
+    with pytest.raises(IndexCorruptError) as exc:
+        IndexStore(index_copy).load(make_settings().model_name)
+    msg = str(exc.value)
+    assert "\n" not in msg and "rag verify" in msg and "rag build --full" in msg, msg
+
+
+def test_damaged_sentences_header_in_ask_status_build_and_app(index_copy, articles_copy, monkeypatch):
+    """Issue 24, reproduction 5: one line, never a traceback, in ask, status, an incremental build
+    and the app at start."""
+    from streamlit.testing.v1 import AppTest
+
+    path = vdir_of(index_copy) / "sentences.npy"
+    path.write_bytes(path.read_bytes().replace(b"), }", b"),)}", 1))  # numpy raises SyntaxError
+    for args in (("ask", QUESTION), ("status",)):
+        r = run_cli(*args, "--index", str(index_copy))
+        assert r.returncode == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "rag verify" in lines[0] and "rag build --full" in lines[0], r.stderr
+    monkeypatch.setenv("RAG_INDEX_DIR", str(index_copy))
+    monkeypatch.setenv("RAG_ARTICLES_DIR", str(articles_copy))
+    at = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception and len(at.error) == 1
+    assert "rag build --full" in at.error[0].value.replace("\\", "")
+    # An incremental build reuses nothing from the damaged version, says so, and writes a sound one.
+    (articles_copy / "new.txt").write_text("Quokka Bureau reports record zebra index\n\nThe zebra index rose to 7.5.\n")
+    r = run_cli("build", "--articles", str(articles_copy), "--index", str(index_copy), "--json")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    report = json.loads(r.stdout)
+    assert report["reused"] == [] and any("previous index not reused" in w and "rag build --full" in w
+                                          for w in report["warnings"])
+    assert IndexStore(index_copy).verify()["checksums"] is True

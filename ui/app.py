@@ -296,19 +296,34 @@ with st.sidebar:
         result = add_uploads(pipe, uploads, progress=progress_callback(bar))
         bar.empty()
         state.upload_result = result
+        state.pending_replace = result.held
         state.uploader_key += 1
         st.rerun()
+    if state.get("pending_replace"):  # uploads that would replace an article: asked first
+        held = state.pending_replace
+        st.warning(f"Already in the articles folder, with other content: {render.md_escape(', '.join(h.name for h in held))}. "
+                   "Replace the existing article" + ("s?" if len(held) > 1 else "?"))
+        yes, no = st.columns(2)
+        if yes.button("Replace", key="replace-yes", icon=":material/swap_horiz:", width="stretch"):
+            bar = st.progress(0.0, text="Replacing…")
+            state.upload_result = add_uploads(pipe, held, progress=progress_callback(bar), replace=True)
+            bar.empty()
+            state.pending_replace = []
+            st.rerun()
+        if no.button("Keep the existing", key="replace-no", width="stretch"):
+            state.pending_replace = []
+            st.rerun()
 
     result = state.pop("upload_result", None)
     if result is not None:
         if result.error:
             st.error(render.md_escape(result.error))
-        done = [("Added", result.added), ("Updated", result.updated)]
+        done = [("Added", result.added), ("Replaced", result.replaced), ("Updated", result.updated)]
         for label, files in done:
             if files:
                 st.success(f"{label} {len(files)} article{'s' if len(files) != 1 else ''}: "
                            f"{render.md_escape(', '.join(files))}")
-        if result.added or result.updated:
+        if result.added or result.updated or result.replaced:
             st.caption(f"The index now holds {result.n_articles:,} articles in {result.n_chunks:,} passages.")
         if result.unchanged:
             st.info(f"Already indexed, unchanged: {render.md_escape(', '.join(result.unchanged))}")
@@ -327,7 +342,7 @@ with st.sidebar:
     if st.button("Fetch feed", icon=":material/rss_feed:", disabled=not feed_url.strip(), width="stretch"):
         bar = st.progress(0.0, text="Fetching the feed…")
         try:
-            state.feed_result = pipe.add_feed(feed_url.strip(), progress=progress_callback(bar), wait=30)
+            state.feed_result = pipe.add_feed(feed_url.strip(), progress=progress_callback(bar), wait=30, files=False)
         except RagError as exc:
             state.feed_result = str(exc)
         bar.empty()

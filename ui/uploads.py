@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from rag.ingest import record_file, safe_name
+from rag.ingest import record_file, safe_name, same_name_in
 
 
 class Upload(Protocol):
@@ -31,9 +31,22 @@ class FileProblem:
 
 
 @dataclass
+class HeldUpload:
+    """An upload that would replace an article of the same name: kept until the user confirms."""
+
+    name: str
+    data: bytes
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+@dataclass
 class UploadResult:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    held: list[HeldUpload] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     problems: list[FileProblem] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)
@@ -45,7 +58,7 @@ class UploadResult:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and bool(self.added or self.updated or self.unchanged)
+        return self.error is None and bool(self.added or self.updated or self.replaced or self.unchanged)
 
 
 def check_batch(uploads: Sequence[Upload], max_files: int) -> str | None:
@@ -98,9 +111,23 @@ def save_uploads(
 Progress = Callable[[str, int, int], None]
 
 
-def add_uploads(pipeline, uploads: Sequence[Upload], *, progress: Progress | None = None, wait: float = 30.0) -> UploadResult:
+def held_back(uploads: Sequence[Upload], folder: Path) -> list[HeldUpload]:
+    """The uploads that would replace an article of the folder holding other content."""
+    held = []
+    for up in uploads:
+        name, problem = safe_name(str(up.name))
+        taken = None if problem else same_name_in(folder, name)
+        if taken is not None and taken.is_file() and not taken.is_symlink() and taken.read_bytes() != up.getvalue():
+            held.append(HeldUpload(str(up.name), up.getvalue()))
+    return held
+
+
+def add_uploads(pipeline, uploads: Sequence[Upload], *, progress: Progress | None = None, wait: float = 30.0,
+                replace: bool = False) -> UploadResult:
     """Save the uploads to a temporary folder and add them with ``pipeline.add``.
 
+    Uploads that would replace an article of the same name are not added but returned in
+    ``result.held`` (for the app to ask), unless ``replace``; replaced files are in ``result.replaced``.
     Library errors (``RagError``) are returned in ``result.error`` as a message, never raised.
     Only problems with the uploaded files are reported (not other files of the folder).
     """
@@ -112,6 +139,12 @@ def add_uploads(pipeline, uploads: Sequence[Upload], *, progress: Progress | Non
     if refused:
         result.error = refused
         return result
+    if not replace:
+        result.held = held_back(uploads, Path(s.articles_dir))
+        held = {h.name for h in result.held}
+        uploads = [up for up in uploads if str(up.name) not in held]
+        if not uploads:
+            return result
     with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
         paths, problems, renamed = save_uploads(uploads, Path(tmp), s.max_file_bytes)
         result.problems.extend(problems)
@@ -121,14 +154,15 @@ def add_uploads(pipeline, uploads: Sequence[Upload], *, progress: Progress | Non
                 result.error = "No files were uploaded."
             return result
         try:
-            report = pipeline.add(paths, progress=progress, wait=wait)
+            report = pipeline.add(paths, progress=progress, wait=wait, replace=replace)
         except RagError as exc:
             result.error = str(exc)
             return result
     names = {p.name for p in paths}
     # A bulk export's articles are named "<file>#<record>"; its bad records "<file>:<line>".
     result.added = [f for f in report.added if record_file(f) in names]
-    result.updated = [f for f in report.updated if record_file(f) in names]
+    result.replaced = [f for f in report.replaced if f in names]
+    result.updated = [f for f in report.updated if record_file(f) in names and record_file(f) not in result.replaced]
     result.unchanged = [f for f in report.reused if record_file(f) in names]
     for sk in report.skipped:
         base = record_file(Path(sk.file).name)
@@ -137,7 +171,7 @@ def add_uploads(pipeline, uploads: Sequence[Upload], *, progress: Progress | Non
         if base in names:
             result.problems.append(FileProblem(Path(sk.file).name, sk.reason))
     # A file the library neither indexed nor skipped (should not happen): say so.
-    accounted = ({record_file(f) for f in result.added + result.updated + result.unchanged}
+    accounted = ({record_file(f) for f in result.added + result.updated + result.replaced + result.unchanged}
                  | {p.file for p in result.problems} | {p.file.rsplit(":", 1)[0] for p in result.problems})
     for n in sorted(names - accounted):
         result.problems.append(FileProblem(n, "not indexed (no reason given by the build)"))

@@ -1,5 +1,8 @@
 """Review the chat's feedback marks: filter, delete, and run the eval on them (a thin shell).
 
+Questions and answers are what users typed: they are shown with ``st.text``, never rendered as
+Markdown or HTML (a question holding ``![b](http://host/beacon.png)`` would load the image).
+
 The marks live in the ``feedback_file`` setting (``eval/feedback_qa.jsonl``), a gold Q&A file
 written by ``rag.feedback``; the eval is ``rag.evaluation.run_eval`` on it.
 """
@@ -19,6 +22,7 @@ import streamlit as st  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.feedback import FeedbackStore  # noqa: E402
+from ui import render  # noqa: E402
 
 st.set_page_config(page_title="Feedback review", page_icon="📰", layout="centered")
 settings = Settings()
@@ -26,7 +30,7 @@ store = FeedbackStore(settings.feedback_file)
 VERDICTS = {"all": "All", "correct": "Marked correct", "wrong": "Marked wrong", "no_answer": "No answer in the articles"}
 
 st.title("Feedback review")
-st.caption(f"Marks from the chat, kept as gold questions in {settings.feedback_file}.")
+st.caption(f"Marks from the chat, kept as gold questions in {render.md_escape(settings.feedback_file)}.")
 lines = store.lines()
 if not lines:
     st.info("No feedback yet: mark answers in the chat (Correct, Wrong, No answer in the articles).")
@@ -38,7 +42,7 @@ st.caption(f"{len(shown)} of {len(lines)} marks")
 for rec in shown:
     fb = rec.get("feedback", {})
     with st.container(border=True, key=f"rec-{rec['id']}"):
-        st.markdown(f"**{rec['question']}**")
+        st.text(str(rec.get("question", "")))
         gold = " / ".join(rec.get("answers") or []) or "(no answer in the articles)"
         st.text(f"gold: {gold}\nsystem said: {fb.get('system_answer') or '(abstained)'}\n"
                 f"{VERDICTS.get(fb.get('verdict'), fb.get('verdict'))} · {fb.get('date', '')}")
@@ -57,7 +61,7 @@ if st.button("Run the eval on these marks", icon=":material/play_arrow:", key="r
                           progress=lambda stage, done, total: stage.startswith("index:")
                           or bar.progress(done / total, text=f"Asked {done}/{total}"))
     except RagError as exc:
-        st.error(str(exc))
+        st.error(render.md_escape(exc))
         st.stop()
     bar.empty()
     a, ab = report["answer"], report["abstention"]
@@ -69,4 +73,4 @@ if st.button("Run the eval on these marks", icon=":material/play_arrow:", key="r
     st.dataframe([{"id": m["id"], "why": m["label"], "question": m["question"], "gold": " / ".join(m["gold"]),
                    "answer": m["answer"] or "(abstained)"} for m in report["misses"]])
     st.image(str(out / "feedback-coverage.png"))
-    st.caption(f"Full report: {out / 'feedback.md'}")
+    st.caption(f"Full report: {render.md_escape(out / 'feedback.md')}")
