@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bbc-index", type=Path, default=Path.home() / ".cache" / "rag" / "dev-indexes" / "bbc")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "eval" / "reports" / "readers")
     ap.add_argument("--sets", nargs="+", default=None)
+    ap.add_argument("--reuse", nargs="*", default=[], choices=["old", "new"],
+                    help="take these readers' figures from the reports an earlier run left in --out-dir")
     args = ap.parse_args(argv)
 
     table: dict[str, dict[str, dict]] = {}
@@ -81,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "rag.cli", "eval", *cli, "--json", str(out / f"{name}.json"),
                    "--report", str(out / f"{name}.md")]
-            print(f"{label} reader, {name}: {' '.join(cmd[2:])}", flush=True)
-            env = {**os.environ, "RAG_READER_DIR": str(reader.resolve()), **dict(kv.split("=", 1) for kv in extra)}
-            done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-            if done.returncode != 0:
-                raise SystemExit(f"rag eval failed for {name} with the {label} reader")
+            if label not in args.reuse or not (out / f"{name}.json").is_file():
+                print(f"{label} reader, {name}: {' '.join(cmd[2:])}", flush=True)
+                env = {**os.environ, "RAG_READER_DIR": str(reader.resolve()), **dict(kv.split("=", 1) for kv in extra)}
+                done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+                if done.returncode != 0:
+                    raise SystemExit(f"rag eval failed for {name} with the {label} reader")
             table.setdefault(name, {})[label] = row(json.loads((out / f"{name}.json").read_text()))
     lines = ["| set | n | reader | contains | answer F1 | abstention F1 | SQuAD2 F1 | ECE | p50 ms | threshold |",
              "|---|---|---|---|---|---|---|---|---|---|"]
