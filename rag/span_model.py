@@ -87,15 +87,6 @@ class SpanModel:
         """The abstention threshold chosen with this model's confidence (``calibration.json``)."""
         return float(self.calibration.get("threshold", DEFAULT_THRESHOLD))
 
-
-def abstain_threshold(settings: Settings) -> float:
-    """The threshold in force: the ``abstain_threshold`` setting when set, else the one calibrated
-    with the reader in ``settings.reader_dir`` (read from its ``calibration.json`` only)."""
-    if settings.abstain_threshold is not None:
-        return float(settings.abstain_threshold)
-    cal = Path(settings.reader_dir) / CALIBRATION_FILE
-    return float((json.loads(cal.read_text()) if cal.is_file() else {}).get("threshold", DEFAULT_THRESHOLD))
-
     def windows(self, question: str, passages: list[str]) -> list[Window]:
         return make_windows(self.tokenizer, question, passages)
 
@@ -118,6 +109,15 @@ def abstain_threshold(settings: Settings) -> float:
         weights = self.calibration.get("weights") or {"margin": 1.0}
         z = self.calibration.get("bias", 0.0) + sum(w * features.get(k, 0.0) for k, w in weights.items())
         return float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+
+
+def abstain_threshold(settings: Settings) -> float:
+    """The threshold in force: the ``abstain_threshold`` setting when set, else the one calibrated
+    with the reader in ``settings.reader_dir`` (read from its ``calibration.json`` only)."""
+    if settings.abstain_threshold is not None:
+        return float(settings.abstain_threshold)
+    cal = Path(settings.reader_dir) / CALIBRATION_FILE
+    return float((json.loads(cal.read_text()) if cal.is_file() else {}).get("threshold", DEFAULT_THRESHOLD))
 
 
 def best_spans(
