@@ -64,6 +64,7 @@ class TrainOptions:
     replay: int | None = None  # per training mark and source; None: the train_replay setting
     max_steps: int | None = None  # smoke runs
     command: str = "rag train"
+    threads: int | None = None  # torch threads; None: every core
 
 
 @dataclass
@@ -358,7 +359,7 @@ def _train_groups(base: Path, groups: list, opts: TrainOptions, report: TrainRep
     from .train import load_reader_model, make_optimizer, train_step, write_model
 
     stage("train", 0, 0, "Loading the reader in use")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     random.seed(opts.seed)
     np.random.seed(opts.seed)
     torch.manual_seed(opts.seed)
