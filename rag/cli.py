@@ -411,7 +411,8 @@ def train(
         opts = TrainOptions(minutes=minutes or pipe.settings.train_minutes, seed=seed, max_steps=max_steps,
                             replay=replay, command=" ".join(["rag", *sys.argv[1:]]) if sys.argv else "rag train")
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), console=err, disable=as_json) as bar:
+                      TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), console=err, disable=as_json,
+                      transient=True) as bar:  # a refusal leaves its one line only
             task = bar.add_task("train", total=None, msg="")
 
             def update(stage: str, done: int, total: int, message: str) -> None:

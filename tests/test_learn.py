@@ -94,7 +94,7 @@ def test_bad_marks_are_left_out_with_their_reason(learn_pipe):
     assert "no longer indexed" in reasons["gone"]
     assert "changed" in reasons["changed"] and "no longer in it" in reasons["changed"]
     m = next(e for e in examples if e.id == "moved")
-    assert "re-anchored" in m.note and m.spans == next(e for e in examples if e.id == recs[0]["id"]).spans
+    assert "re-anchored" in m.note and m.spans == next(e for e in examples if e.id == recs[2]["id"]).spans
     assert {e.id for e in examples} == {r["id"] for r in recs} | {"moved"}
     noans = next(e for e in examples if not e.answerable)
     assert noans.passages, "a no-answer mark keeps the passages that were read"
@@ -171,3 +171,21 @@ def test_smoke_run_keeps_a_version_and_rolls_back(learn_pipe):
     except RagError as exc:
         assert "changed during training" in str(exc)
     assert store.current_name() == report.version
+
+
+def test_cli_train_and_rollback_say_why_in_one_line(tmp_path, monkeypatch, seeds_index_dir, seeds_pipeline):
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    monkeypatch.setenv("RAG_READERS_DIR", str(tmp_path / "readers"))
+    monkeypatch.setenv("RAG_FEEDBACK_FILE", str(tmp_path / "none.jsonl"))
+    monkeypatch.setenv("RAG_INDEX_DIR", str(seeds_index_dir))
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--minutes", "1"])
+    assert res.exit_code == 1
+    assert "error: No marks in" in res.output and len(res.output.strip().splitlines()) == 1
+    res = runner.invoke(app, ["reader", "rollback"])
+    assert res.exit_code == 1 and "shipped reader is in use" in res.output
+    res = runner.invoke(app, ["reader", "list", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output) == {"in_use": "shipped", "note": None, "versions": []}
