@@ -236,7 +236,8 @@ class TrainLock:
         from filelock import Timeout
 
         try:
-            self._lock.acquire(timeout=0.05)
+            # a run waits a moment: the chat's "is one running?" probe holds the lock for an instant
+            self._lock.acquire(timeout=0.05 if self.probe else 1.0)
         except Timeout:
             raise TrainLockedError(f"Another rag train is running ({self.holder()}): wait for it to finish.") from None
         if self.probe:

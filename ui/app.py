@@ -270,6 +270,8 @@ def training_progress() -> None:
         label = TRAIN_STAGES.get(status.get("stage"), status.get("stage", ""))
         text = f"{label} {done}/{total} · {status.get('message', '')}" if total else f"{label}…"
         st.progress(min(1.0, done / total) if total else 0.0, text=R.md_escape(text))
+    elif status.get("state") == "running":  # its process is gone without a word: killed
+        st.warning("The last training run stopped before it finished; the reader in use is unchanged.")
     elif status.get("state") == "kept":
         st.success(R.md_escape(status.get("message", "")))
     elif status.get("state") == "refused":
