@@ -291,10 +291,12 @@ def answer_json(answer) -> dict:
 
 
 def _reader_status(pipe) -> dict:
-    """The reader in use and where its abstention threshold comes from."""
+    """The reader in use (shipped or a trained version) and where its abstention threshold comes from."""
     model = pipe.span_model
     source = "calibrated" if pipe.settings.abstain_threshold is None else "setting"
-    return {"dir": str(model.model_dir), "normalisation": model.normalisation, "threshold": pipe.abstain_threshold,
+    active = pipe.active_reader
+    return {"name": active.name if active else "shipped", "note": active.note if active else None,
+            "dir": str(model.model_dir), "normalisation": model.normalisation, "threshold": pipe.abstain_threshold,
             "threshold_source": source, "calibrated_threshold": model.threshold}
 
 
@@ -323,7 +325,9 @@ def status(
         table = Table(show_header=False)
         for k, v in info.model_dump().items():
             table.add_row(k, str(v))
-        table.add_row("reader", f"{reader['dir']} ({reader['normalisation']} normalisation)")
+        table.add_row("reader", f"{reader['name']}: {reader['dir']} ({reader['normalisation']} normalisation)")
+        if reader["note"]:
+            table.add_row("reader note", reader["note"])
         note = "" if reader["threshold_source"] == "calibrated" else f" (setting; calibrated {reader['calibrated_threshold']:.2f})"
         table.add_row("abstain_threshold", f"{reader['threshold']:.2f}{note}")
         out.print(table)
@@ -425,6 +429,100 @@ def _print_eval(report: dict, paths: tuple[Path, Path, Path], baseline: Optional
         c = report["answer"]["changes"]["counts"]
         out.print(f"against {baseline}: " + ", ".join(f"{k} {v}" for k, v in c.items()), highlight=False)
     out.print(f"Reports: {paths[0]}, {paths[1]}, {paths[2]}", highlight=False)
+@app.command()
+def train(
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Time budget of the training steps (setting train_minutes)."),
+    seed: int = typer.Option(13, "--seed"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many steps (smoke runs)."),
+    replay: Optional[int] = typer.Option(None, "--replay", help="Replay questions of each bundled set per mark (setting train_replay)."),
+    rollback: bool = typer.Option(False, "--rollback", help="Do not train: go back to the reader before the one in use."),
+    articles: Optional[Path] = typer.Option(None, "--articles"),
+    index: Optional[Path] = typer.Option(None, "--index"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Continue training the reader in use on the chat's marks; keep it only if the held-out marks are
+    not worse and the eval set holds (else the reader in use stays)."""
+    if rollback:
+        reader_rollback(as_json=as_json)
+        return
+    from .pipeline import Pipeline
+    from .training.learn import TrainOptions, train_reader
+
+    with _friendly_errors():
+        pipe = Pipeline(_settings(articles, index))
+        opts = TrainOptions(minutes=minutes or pipe.settings.train_minutes, seed=seed, max_steps=max_steps,
+                            replay=replay, command=" ".join(["rag", *sys.argv[1:]]) if sys.argv else "rag train")
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), console=err, disable=as_json,
+                      transient=True) as bar:  # a refusal leaves its one line only
+            task = bar.add_task("train", total=None, msg="")
+
+            def update(stage: str, done: int, total: int, message: str) -> None:
+                bar.update(task, description=stage, completed=done, total=total or None, msg=message)
+
+            report = train_reader(pipe, opts, progress=update)
+        if as_json:
+            print(json.dumps(report.to_dict(), ensure_ascii=False))
+            return
+        h, e = report.heldout, report.eval
+        out.print(f"Marks: {report.marks} ({report.train_marks} trained on, {report.heldout_marks} held out, "
+                  f"{len(report.skipped)} left out); replay questions: {report.replay_questions}; "
+                  f"{report.steps} steps in {report.train_seconds:.0f} s (whole run {report.total_seconds:.0f} s).",
+                  highlight=False)
+        for x in report.skipped:
+            out.print(f"  left out “{x['question'][:60]}”: {x['reason']}", highlight=False)
+        for n in report.notes:
+            out.print(f"  note: {n}", highlight=False)
+        out.print(f"Held-out marks right: {h['right_before']} -> {h['right_after']} of {h['n']}; eval set "
+                  f"{report.eval_set}: {e['before']:.1%} -> {e['after']:.1%} of {e['n']}.", highlight=False)
+        out.print(("[green]" if report.kept else "[yellow]") + report.reason[0].upper() + report.reason[1:],
+                  highlight=False)
+
+
+reader_app = typer.Typer(no_args_is_help=True, help="Reader versions trained by rag train: list, roll back.")
+app.add_typer(reader_app, name="reader")
+
+
+@reader_app.command("list")
+def reader_list(as_json: bool = typer.Option(False, "--json")):
+    """Every trained reader version, and which reader is in use."""
+    from .readers import ReaderStore
+
+    with _friendly_errors():
+        s = _settings()
+        store = ReaderStore(s.readers_dir, s.reader_dir)
+        active = store.active()
+        rows = store.versions()
+        if as_json:
+            print(json.dumps({"in_use": active.name, "note": active.note, "versions": rows}, ensure_ascii=False))
+            return
+        t = Table("version", "from", "held-out right", "eval right", "in use")
+        t.add_row("shipped", "", "", "", "yes" if active.name == "shipped" else "")
+        for r in rows:
+            h, e = r.get("heldout") or {}, r.get("eval") or {}
+            t.add_row(r["name"], str(r.get("base", "")), f"{h.get('right_before')} -> {h.get('right_after')} of {h.get('n')}",
+                      f"{e.get('before', 0):.1%} -> {e.get('after', 0):.1%}", "yes" if r["name"] == active.name else "")
+        out.print(t)
+        if active.note:
+            out.print(f"note: {active.note}", highlight=False)
+
+
+@reader_app.command("rollback")
+def reader_rollback(as_json: bool = typer.Option(False, "--json")):
+    """Go back to the reader the one in use was trained from (the shipped reader at the start)."""
+    from .readers import ReaderStore
+
+    with _friendly_errors():
+        s = _settings()
+        old, new = ReaderStore(s.readers_dir, s.reader_dir).rollback()
+        if as_json:
+            print(json.dumps({"from": old, "to": new}))
+            return
+        out.print(f"Rolled back: the reader in use is now {new} (was {old}).", highlight=False)
+
+
+def main() -> None:  # pragma: no cover
+    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

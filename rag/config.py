@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+_ROOT = Path(__file__).resolve().parent.parent  # the repository (eval sets, seeds)
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 Fusion = Literal["rrf", "score"]
 Backend = Literal["torch", "onnx"]
@@ -167,6 +168,32 @@ class Settings(BaseSettings):
             return [ipaddress.ip_network(str(x).strip(), strict=False) for x in v or []]
         except ValueError as exc:
             raise ValueError(f"fetch_allow_networks: {exc} (give CIDRs such as 127.0.0.1/32, comma-separated)") from None
+    # --- the reader learning from marks (rag train) ------------------------------
+    readers_dir: Path | None = Field(
+        Path.home() / ".local" / "share" / "rag" / "readers",
+        description="Where readers trained on the chat's marks are kept as versions (rag train), with the pointer "
+        "to the one in use; never the repository. None: always the reader in reader_dir.",
+    )
+    train_minutes: float = Field(10.0, gt=0, description="Time budget of the training steps of one rag train run.")
+    train_min_marks: int = Field(
+        8, gt=1, description="Usable marks rag train needs (some are held out to judge the new reader)."
+    )
+    train_heldout_share: float = Field(
+        0.3, gt=0, lt=1, description="Share of the marks (by question, fixed per mark) held out: never trained on, "
+        "they decide whether a trained reader is kept."
+    )
+    train_replay: int = Field(
+        2, ge=0, description="Replay questions from the bundled training sets per training mark (each of SQuAD and "
+        "news), so the reader does not forget."
+    )
+    train_eval_qa: Path = Field(
+        _ROOT / "eval" / "seeds_qa.jsonl", description="The eval set a trained reader must hold on (rag train)."
+    )
+    train_eval_articles: Path = Field(_ROOT / "seeds", description="The articles train_eval_qa is asked over.")
+    train_eval_tolerance: float = Field(
+        0.02, ge=0, le=1, description="A trained reader is kept only if its share of train_eval_qa answered right "
+        "drops by at most this much."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

@@ -35,3 +35,11 @@ class IndexCorruptError(RagError):
 
 class BuildLockedError(RagError):
     """Another build holds the index lock."""
+
+
+class TrainError(RagError):
+    """A reader cannot be trained on the marks (too few, none usable, data missing) or kept."""
+
+
+class TrainLockedError(TrainError):
+    """Another rag train holds the readers folder's lock."""

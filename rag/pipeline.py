@@ -18,6 +18,7 @@ from .config import Settings
 from .embed import Embedder, load_embedder
 from .index import IndexData, IndexStore
 from .reader import Reader, disagreements, source_counts
+from .readers import SHIPPED, ActiveReader, ReaderStore
 from .retrieve import date_mask, retrieve
 from .questions import History, resolve_followup
 from .span_model import SpanModel, abstain_threshold
@@ -38,6 +39,11 @@ class Pipeline:
         self._data: IndexData | None = None
         self._reader: Reader | None = None
         self._span_model: SpanModel | None = None
+        # The reader in use: a trained version when the readers folder's CURRENT names one (rag.readers).
+        self.readers = ReaderStore(self.settings.readers_dir, self.settings.reader_dir)
+        self._reader_name: str | None = None  # the CURRENT name the loaded span model was chosen for
+        self.active_reader: ActiveReader | None = None
+        self._switch_lock = threading.Lock()
 
     # -- components -------------------------------------------------------------------
     def _load_embedder(self, backend: str) -> Embedder:
@@ -81,18 +87,69 @@ class Pipeline:
 
     @property
     def span_model(self) -> SpanModel:
-        """The reader's span model (ONNX); loaded once, on first use."""
-        if self._span_model is None:
-            with self._embedder_lock:
-                if self._span_model is None:
-                    self._span_model = SpanModel(self.settings.reader_dir, max_pieces=self.settings.read_window_pieces)
-        return self._span_model
+        """The span model (ONNX) of the reader in use; loaded on first use and again when the
+        readers folder's ``CURRENT`` names another version (``rag train``, a rollback).
+
+        A switch never fails a question: while one thread loads the new reader, the others keep
+        answering with the old one; a version that cannot be loaded leaves the old one serving
+        (or the shipped reader on a first load), with the reason in ``active_reader.note``."""
+        name = self.readers.current_name()
+        model = self._span_model
+        if model is not None and name == self._reader_name:
+            return model
+        if model is not None:
+            if not self._switch_lock.acquire(blocking=False):
+                return model  # another thread is loading the new reader
+        else:
+            self._switch_lock.acquire()
+        try:
+            if self._span_model is None or self._reader_name != name:
+                self._load_span_model(name)
+            return self._span_model
+        finally:
+            self._switch_lock.release()
+
+    def _load_span_model(self, name: str) -> None:
+        s = self.settings
+        active = self.readers.active(name)
+        try:
+            model = SpanModel(active.path, max_pieces=s.read_window_pieces)
+        except Exception as exc:  # a damaged version: keep serving
+            if active.name == SHIPPED:
+                raise
+            note = f"reader version {active.name} cannot be loaded ({type(exc).__name__}: {exc})"
+            if self._span_model is not None:
+                self._reader_name = name  # do not retry on every question
+                self.active_reader = ActiveReader(self.active_reader.name, self.active_reader.path,
+                                                  note + f": still using {self.active_reader.name}")
+                return
+            active = ActiveReader(SHIPPED, s.reader_dir, note + ": using the shipped reader")
+            model = SpanModel(active.path, max_pieces=s.read_window_pieces)
+        self._span_model, self.active_reader, self._reader_name = model, active, name
+
+    def with_reader(self, reader_dir: Path) -> "Pipeline":
+        """A pipeline over the same loaded index and question embedder that answers with the reader
+        in ``reader_dir`` only (no versions): how ``rag train`` scores two readers side by side."""
+        p = Pipeline(self.settings.model_copy(update={"reader_dir": Path(reader_dir), "readers_dir": None}),
+                     embedder=self.embedder)
+        p._data = self._data if self._data is not None else self.index()  # read-only, shared
+        return p
+
+    def reader_name(self) -> str:
+        """The reader answering now: "shipped" or the version's name."""
+        self.span_model
+        return self.active_reader.name if self.active_reader else SHIPPED
 
     @property
     def abstain_threshold(self) -> float:
         """The abstention threshold: the ``abstain_threshold`` setting when set, else the one
-        calibrated with the reader (``calibration.json``)."""
-        return abstain_threshold(self.settings)
+        calibrated with the reader in use (its ``calibration.json``)."""
+        model = self._span_model
+        if model is not None and self._reader_name == self.readers.current_name():
+            path = model.model_dir
+        else:
+            path = self.readers.active().path  # without loading the model
+        return abstain_threshold(self.settings.model_copy(update={"reader_dir": path}))
 
     def warm_up(self) -> None:
         self.embedder
@@ -126,8 +183,10 @@ class Pipeline:
 
     def reader_for(self, data: IndexData) -> Reader:
         reader = self._reader
-        if reader is None or reader.data is not data:
+        if reader is None or reader.data is not data or reader.model is not self.span_model:
             reader = self._make_reader(data)
+            if data is self._data:
+                self._reader = reader
         return reader
 
     # -- building ---------------------------------------------------------------------
@@ -199,9 +258,12 @@ class Pipeline:
         s = self.settings
         meta = {
             "embedding_model": s.model_name,
-            "reader": str(s.reader_dir.name),
+            "reader": self.reader_name(),
             "settings": {**{k: getattr(s, k) for k in ("retrieval_mode", "fusion", "top_k", "read_passages",
                                                        "read_sentences")}, "abstain_threshold": self.abstain_threshold},
+            # what the reader read: a "no answer in the articles" mark trains no-answer on these (rag train)
+            "passages": [{"article": h.file, "start": h.chunk.start, "end": h.chunk.end}
+                         for h in answer.passages[: s.read_passages]],
         }
         return FeedbackStore(s.feedback_file).record(answer, self.index().articles, verdict, typed=typed, span=span,
                                                      meta=meta)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ SEEDS = ROOT / "seeds"
 
 # The ONNX export is cached per checkout, never in the user's home during tests.
 os.environ.setdefault("RAG_CACHE_DIR", str(ROOT / ".cache"))
+# Trained reader versions (rag train) live in a folder of this test session: a version trained on
+# this machine never answers the tests' questions, and the tests' versions never reach the user.
+os.environ.setdefault("RAG_READERS_DIR", tempfile.mkdtemp(prefix="rag-readers-"))
 
 
 def make_settings(**kw):

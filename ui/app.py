@@ -247,6 +247,71 @@ def render_turn(turn: dict) -> None:
         render_answer(turn)
 
 
+# -- the reader learning from the marks (rag train) -------------------------------------------
+
+TRAIN_STAGES = {"marks": "Reading the marks", "replay": "Sampling the training sets", "before": "Scoring the reader in use",
+                "train": "Training", "export": "Writing the new reader", "after": "Scoring the new reader"}
+
+
+@st.fragment(run_every=2)
+def training_progress() -> None:
+    """The running (or last) training run, from its status file: refreshed every 2 s."""
+    from rag.training.learn import last_log_line
+
+    store = pipe.readers
+    status = store.read_status() or {}
+    proc = state.get("train_proc")
+    if proc is not None and proc.poll() is not None:
+        state.train_proc = None
+        if proc.returncode != 0 and status.get("state") in (None, "running", "kept", "refused"):
+            status = {"state": "failed", "message": last_log_line(store) or f"rag train exited with {proc.returncode}"}
+    if status.get("state") == "running" and store.running():
+        total, done = status.get("total") or 0, status.get("done") or 0
+        label = TRAIN_STAGES.get(status.get("stage"), status.get("stage", ""))
+        text = f"{label} {done}/{total} · {status.get('message', '')}" if total else f"{label}…"
+        st.progress(min(1.0, done / total) if total else 0.0, text=render.md_escape(text))
+    elif status.get("state") == "running":  # its process is gone without a word: killed
+        st.warning("The last training run stopped before it finished; the reader in use is unchanged.")
+    elif status.get("state") == "kept":
+        st.success(render.md_escape(status.get("message", "")))
+    elif status.get("state") == "refused":
+        st.info(render.md_escape(status.get("message", "")))
+    elif status.get("state") == "failed" and status.get("message"):
+        st.error(render.md_escape(status["message"]))
+
+
+def reader_controls() -> None:
+    """Under Maintenance: the reader in use, a button that trains it on the marks in the background,
+    one that rolls back."""
+    from rag.readers import SHIPPED
+    from rag.training.learn import start_background
+
+    name = pipe.reader_name()
+    note = pipe.active_reader.note if pipe.active_reader else None
+    st.caption(f"Reader in use: {render.md_escape(name)}" + (f" ({render.md_escape(note)})" if note else ""))
+    if pipe.readers.root is None:
+        return
+    running = pipe.readers.running()
+    if st.button("Train the reader on the marks", icon=":material/model_training:", disabled=running,
+                 help="Continue training the reader on the answers marked in the chat (rag train), in the background; "
+                 "the new reader is used only if it does better on marks it never saw and holds on the eval set."):
+        try:
+            state.train_proc = start_background(pipe.readers, cwd=ROOT)
+        except OSError as exc:
+            st.error(f"Could not start rag train: {render.md_escape(exc)}")
+    if st.button("Roll back the reader", icon=":material/undo:", disabled=name == SHIPPED or running,
+                 help="Go back to the reader this one was trained from."):
+        try:
+            old, new = pipe.readers.rollback()
+            state.rollback_note = f"Rolled back: the reader in use is now {new} (was {old})."
+        except RagError as exc:
+            state.rollback_note = str(exc)
+        st.rerun()
+    if state.get("rollback_note"):
+        st.info(render.md_escape(state.pop("rollback_note")))
+    training_progress()
+
+
 # -- sidebar: conversation, index, settings ---------------------------------------------------
 
 with st.sidebar:
@@ -362,6 +427,7 @@ with st.sidebar:
                 st.rerun()
             except RagError as exc:
                 st.error(render.md_escape(exc))
+        reader_controls()
 
 
 # -- the conversation -------------------------------------------------------------------------

@@ -131,7 +131,6 @@ def load_sources(args) -> list[tuple[str, list, int | None]]:
 def _train(args) -> int:
     import torch
     from tqdm import tqdm
-    from transformers import BertForQuestionAnswering
     from transformers.utils import logging as hf_logging
 
     from rag.config import Settings
@@ -158,18 +157,8 @@ def _train(args) -> int:
              sum(not g.answerable for g in groups), n_windows)
 
     device = torch.device(args.device)
-    # float32 master weights, also when starting from a reader this script wrote (stored in fp16)
-    if (base / ONNX_FILE).is_file() and not any(base.glob("*.safetensors")):
-        model = load_onnx_reader(base)  # a shipped reader: only its ONNX file is in the repository
-    else:
-        model = BertForQuestionAnswering.from_pretrained(str(base), local_files_only=True)
-    model = model.float().to(device)
-    no_decay = ("bias", "LayerNorm.weight")
-    params = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": args.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(params, lr=args.lr)
+    model = load_reader_model(base).to(device)
+    opt = make_optimizer(model, args.lr, args.weight_decay)
     steps_per_epoch = len(batches_for_epoch(groups, args.batch_size, args.seed, 0))
     total = steps_per_epoch * args.epochs
     if args.max_steps:
@@ -206,18 +195,9 @@ def _train(args) -> int:
         epoch = step // steps_per_epoch
         batches = batches_for_epoch(groups, args.batch_size, args.seed, epoch)
         for idx in batches[step - epoch * steps_per_epoch :]:
-            batch = [groups[i] for i in idx]
-            feed = {k: torch.from_numpy(v).to(device) for k, v in pad([w for g in batch for w in g.windows]).items()}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                out = model(**feed)
-            loss = shared_norm_loss(out.start_logits, out.end_logits, feed["attention_mask"] == 0, batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
+            loss = train_step(model, opt, sched, [groups[i] for i in idx], device, bf16)
             step += 1
-            losses.append(float(loss.detach()))
+            losses.append(loss)
             seconds = time.perf_counter() - t_run
             recent = float(np.mean(losses[-50:]))
             bar.update(1)
@@ -242,6 +222,46 @@ def _train(args) -> int:
     })
     log.info("wrote %s (%.0f s of training, last-50 loss %.4f)", args.out, seconds, float(np.mean(losses[-50:])))
     return 0
+
+
+def load_reader_model(base: Path):
+    """The torch model of a reader folder in float32 master weights: a shipped reader (only its
+    ONNX file is in the repository) or one this script wrote (fp16 safetensors)."""
+    from transformers import BertForQuestionAnswering
+
+    if (base / ONNX_FILE).is_file() and not any(base.glob("*.safetensors")):
+        model = load_onnx_reader(base)
+    else:
+        model = BertForQuestionAnswering.from_pretrained(str(base), local_files_only=True)
+    return model.float()
+
+
+def make_optimizer(model, lr: float, weight_decay: float):
+    """AdamW with no weight decay on biases and LayerNorm weights."""
+    import torch
+
+    no_decay = ("bias", "LayerNorm.weight")
+    params = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(params, lr=lr)
+
+
+def train_step(model, opt, sched, batch: list[Group], device, bf16: bool) -> float:
+    """One optimiser step on a batch of whole question groups (shared-normalisation loss); the loss."""
+    import torch
+
+    feed = {k: torch.from_numpy(v).to(device) for k, v in pad([w for g in batch for w in g.windows]).items()}
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(**feed)
+    loss = shared_norm_loss(out.start_logits, out.end_logits, feed["attention_mask"] == 0, batch)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
 
 
 def write_model(model, tokenizer_dir: Path, out: Path, meta: dict) -> None:

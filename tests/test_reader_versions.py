@@ -1,0 +1,122 @@
+"""Reader versions (rag.readers): a fresh install serves the shipped reader; a version made
+current serves the next question; rollback goes back; asks during a switch never fail; a
+version that is missing or was trained from another shipped reader is not used."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from rag.errors import RagError, TrainLockedError
+from rag.readers import CARD, SHIPPED, ReaderStore, file_sha256
+from rag.span_model import DEFAULT_READER_DIR, ONNX_FILE
+
+from .conftest import SEEDS, make_settings
+
+
+def fake_version(store: ReaderStore, name: str, *, threshold: float, base: str = SHIPPED, sha: str | None = None) -> Path:
+    """A version folder: the shipped reader's files with another calibrated threshold (observable)."""
+    vdir = store.version_dir(name)
+    shutil.copytree(DEFAULT_READER_DIR, vdir)
+    cal = json.loads((vdir / "calibration.json").read_text())
+    (vdir / "calibration.json").write_text(json.dumps({**cal, "threshold": threshold}))
+    (vdir / CARD).write_text(json.dumps({"name": name, "base": base,
+                                         "shipped_sha256": sha or file_sha256(DEFAULT_READER_DIR / ONNX_FILE)}))
+    return vdir
+
+
+@pytest.fixture
+def pipe(tmp_path, seeds_pipeline, seeds_index_dir):
+    from rag.pipeline import Pipeline
+
+    s = make_settings(articles_dir=SEEDS, index_dir=seeds_index_dir, readers_dir=tmp_path / "readers")
+    return Pipeline(s, embedder=seeds_pipeline.embedder)
+
+
+def test_fresh_install_serves_the_shipped_reader(pipe):
+    assert pipe.readers.current_name() == SHIPPED
+    assert pipe.span_model.model_dir == DEFAULT_READER_DIR
+    assert pipe.reader_name() == SHIPPED
+    with pytest.raises(RagError, match="shipped reader is in use"):
+        pipe.readers.rollback()
+
+
+def test_switch_and_rollback(pipe):
+    store = pipe.readers
+    shipped_threshold = pipe.abstain_threshold
+    v1 = fake_version(store, "v1", threshold=0.77)
+    fake_version(store, "v2", threshold=0.66, base="v1")
+    pipe.ask("Who is the chief executive?")
+    store.switch("v1")
+    assert pipe.abstain_threshold == pytest.approx(0.77)  # read without loading the model
+    ans = pipe.ask("Who is the chief executive?")
+    assert pipe.span_model.model_dir == v1 and pipe.reader_name() == "v1"
+    assert ans.question
+    store.switch("v2")
+    assert pipe.reader_name() == "v2" and pipe.abstain_threshold == pytest.approx(0.66)
+    assert store.rollback() == ("v2", "v1")
+    assert pipe.reader_name() == "v1"
+    assert store.rollback() == ("v1", SHIPPED)
+    assert pipe.reader_name() == SHIPPED and pipe.abstain_threshold == pytest.approx(shipped_threshold)
+    with pytest.raises(RagError, match="No reader version nope"):
+        store.switch("nope")
+
+
+def test_asks_during_switches_never_fail(pipe):
+    store = pipe.readers
+    fake_version(store, "v1", threshold=0.5)
+    pipe.ask("warm up")
+    errors: list[BaseException] = []
+    answers = []
+    stop = threading.Event()
+
+    def asker():
+        while not stop.is_set():
+            try:
+                answers.append(pipe.ask("What did the company report?"))
+            except BaseException as exc:  # noqa: BLE001 - any failure is the test's failure
+                errors.append(exc)
+
+    threads = [threading.Thread(target=asker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(6):
+            store.switch("v1" if i % 2 == 0 else SHIPPED)
+            n = len(answers)
+            while len(answers) < n + 2 and not errors:
+                threading.Event().wait(0.02)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors[:1]
+    assert len(answers) >= 12
+    assert pipe.reader_name() == SHIPPED  # the last switch (i=5) went back to the shipped reader
+
+
+def test_unusable_versions_fall_back_to_the_shipped_reader(pipe):
+    store = pipe.readers
+    vdir = fake_version(store, "gone", threshold=0.5)
+    store.switch("gone")
+    (vdir / ONNX_FILE).unlink()
+    assert pipe.reader_name() == SHIPPED
+    assert "missing" in pipe.active_reader.note
+    fake_version(store, "old-base", threshold=0.5, sha="0" * 64)
+    store.switch("old-base")
+    assert pipe.reader_name() == SHIPPED
+    assert "another shipped reader" in pipe.active_reader.note
+
+
+def test_one_training_run_at_a_time(tmp_path):
+    store = ReaderStore(tmp_path / "readers", DEFAULT_READER_DIR)
+    with store.lock():
+        assert store.running()
+        with pytest.raises(TrainLockedError, match=r"Another rag train is running \(pid \d+"):
+            with store.lock():
+                pass
+    assert not store.running()
