@@ -130,14 +130,14 @@ def decide(heldout: Figures, evalset: Figures, tolerance: float) -> tuple[bool, 
 
 def count_right(pipe, items) -> int:
     """Questions answered right: the eval's contains-answer when answerable, an abstention when not."""
-    from ..evaluate import ask_all
+    from ..evaluation.run import ask_all
 
     results = ask_all(pipe, items, k=pipe.settings.top_k) if items else []
     return sum(r.answer_correct if r.item.answerable else r.abstained for r in results)
 
 
 def _items(examples: list[MarkExample]):
-    from ..evaluate import parse_qa_lines
+    from ..evaluation.qa_sets import parse_qa_lines
 
     items, _ = parse_qa_lines([json.dumps(e.record, ensure_ascii=False) for e in examples], "held-out marks")
     return items
@@ -308,7 +308,7 @@ def _json(path: Path) -> dict:
 
 
 def _eval_items(path: Path):
-    from ..evaluate import load_qa
+    from ..evaluation.qa_sets import load_qa
 
     items, _ = load_qa(path)
     return items
@@ -331,7 +331,7 @@ def replay_groups(n: int, tokenizer, embedder, seed: int) -> list:
     """About ``n`` questions of each bundled training set (SQuAD train split, bbc-news-qa less its
     dev part) as groups: a seeded sample of articles, then of their questions (distractors from
     the sampled articles, as ``build_groups`` picks them)."""
-    from ..squad import load_squad, split_articles
+    from ..evaluation.squad import load_squad, split_articles
     from .data import build_groups, split_news
 
     sources = []
