@@ -4,16 +4,15 @@ out, are 50 MB, are not HTML or are missing. Real pipeline (model, FAISS) for th
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from rag.feeds import FeedError, canonical
 
 from .conftest import make_settings
-from .news_fixtures import PAGE_EXPECT, PAGES
+from .news_fixtures import PAGE_EXPECT, PAGES, local_http_server
 
 SLOW_SECONDS = 3.0  # the slow page answers after this (the test's fetch_timeout is 1 s)
 HUGE = 50 * 1024 * 1024
@@ -100,14 +99,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.hits = []
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with local_http_server(Handler) as httpd:
+        yield httpd
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from typer.testing import CliRunner
 
-from .news_fixtures import PAGES
+from .news_fixtures import PAGES, local_http_server
 
 SECRET = "The production database root password is hunter2-7f3a9."
 DRIP_BYTES = 30  # one every 0.5 s: 15 s when nothing stops the client
@@ -74,14 +73,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.hits = []
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with local_http_server(Handler) as httpd:
+        yield httpd
 
 
 def _feed_file(tmp_path, links):
