@@ -7,7 +7,7 @@ One run, under the readers folder's lock (``rag.readers``):
 2. the training marks become question groups (the reader's shared-normalisation groups of
    ``rag.training.data``) mixed with a seeded replay sample of the bundled training sets
    (SQuAD train split and bbc-news-qa less its dev part, ``train_replay`` questions of each per
-   training mark) so the reader does not forget; without ``../shared/datasets`` it trains on the
+   training mark) so the reader does not forget; without the training sets (``datasets_dir``) it trains on the
    marks alone and says so;
 3. the reader in use (shipped: read back from its ONNX file) trains on the CPU, seeded, for at
    most ``--minutes`` of steps (the step count shrinks to fit the budget after the first steps);
@@ -44,9 +44,12 @@ from ..readers import CARD, SHIPPED, new_version_name
 from ..span_model import CALIBRATION_FILE, TRAINING_FILE
 from .marks import MarkExample, SkippedMark, mark_group, resolve_marks
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
-SQUAD = SHARED / "squad-explorer" / "train.json"
-NEWS = SHARED / "bbc-news-qa" / "train.json"
+
+
+def training_sets(settings) -> tuple[Path, Path]:
+    """The bundled training sets under the ``datasets_dir`` setting: SQuAD-explorer, bbc-news-qa."""
+    root = Path(settings.datasets_dir)
+    return root / "squad-explorer" / "train.json", root / "bbc-news-qa" / "train.json"
 
 # progress(stage, done, total, message)
 Progress = Callable[[str, int, int, str], None]
@@ -233,12 +236,13 @@ def _run(pipe, opts: TrainOptions, report: TrainReport, name: str, work: Path, s
     replay = s.train_replay if opts.replay is None else opts.replay
     if replay and n_marks:
         stage("replay", message="Sampling the bundled training sets")
-        if SQUAD.is_file() and NEWS.is_file():
-            rgroups = replay_groups(replay * n_marks, tokenizer, pipe.embedder, opts.seed)
+        squad, news = training_sets(s)
+        if squad.is_file() and news.is_file():
+            rgroups = replay_groups(replay * n_marks, tokenizer, pipe.embedder, opts.seed, squad, news)
             report.replay_questions = len(rgroups)
             groups += rgroups
         else:
-            report.notes.append(f"the bundled training sets are not in {SHARED}: trained on the marks alone (the "
+            report.notes.append(f"the bundled training sets are not in {s.datasets_dir}: trained on the marks alone (the "
                                 "eval set still guards against forgetting)")
     report.groups, report.windows = len(groups), sum(len(g) for g in groups)
 
@@ -327,7 +331,7 @@ def _eval_pipeline(pipe, reader_dir: Path):
     return p
 
 
-def replay_groups(n: int, tokenizer, embedder, seed: int) -> list:
+def replay_groups(n: int, tokenizer, embedder, seed: int, squad: Path, news: Path) -> list:
     """About ``n`` questions of each bundled training set (SQuAD train split, bbc-news-qa less its
     dev part) as groups: a seeded sample of articles, then of their questions (distractors from
     the sampled articles, as ``build_groups`` picks them)."""
@@ -335,8 +339,8 @@ def replay_groups(n: int, tokenizer, embedder, seed: int) -> list:
     from .data import build_groups, split_news
 
     sources = []
-    for name, articles in (("squad", split_articles(load_squad(SQUAD), "train")),
-                           ("news", split_news(load_squad(NEWS), "train"))):
+    for name, articles in (("squad", split_articles(load_squad(squad), "train")),
+                           ("news", split_news(load_squad(news), "train"))):
         rng = random.Random(seed)
         order = list(range(len(articles)))
         rng.shuffle(order)
