@@ -18,7 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS_QA = ROOT / "eval" / "seeds_qa.jsonl"
 
 # "block.metric" -> minimum value on eval/seeds_qa.jsonl with the default settings (k=10).
-# Measured 2026-12-02 with the shipped span model (3 passages x best sentence +-1, threshold 0.40,
+# Measured 2026-12-04 with the shared-normalisation reader (3 whole passages, threshold 0.40 from
+# calibration.json): em .698, f1 .734, contains .714, abstention f1 .757 (retrieval unchanged).
+# contains fell .730 -> .714 (one answerable question of 63 now withheld) while abstention F1
+# rose .632 -> .757 and SQuAD 2.0 F1 .717 -> .762: a trade taken for the sets nobody tuned on
+# (BBC held-out half: contains .467 -> .733, abstention F1 .625 -> .842; README, "Measured quality").
+# Before that, measured 2026-12-02 with the shipped span model (3 passages x best sentence +-1, threshold 0.40,
 # onnx queries): hit@1 .857, hit@3 .952, hit@5 1.0, hit@10 1.0, mrr .911, ndcg@10 .895, em .667,
 # f1 .708, contains .730, abstention f1 .632. These are LOWER than the rule reader's on this set
 # (em .683, f1 .743, contains .873, abstention f1 .903; the rules were tuned on its dev split):
@@ -34,10 +39,10 @@ FLOORS: dict[str, float] = {
     "retrieval.hit@10": 1.0,
     "retrieval.mrr": 0.91,
     "retrieval.ndcg@10": 0.89,
-    "answer.em": 0.66,
-    "answer.f1": 0.70,
-    "answer.contains": 0.73,
-    "abstention.f1": 0.63,
+    "answer.em": 0.69,
+    "answer.f1": 0.73,
+    "answer.contains": 0.71,
+    "abstention.f1": 0.75,
 }
 
 

@@ -129,9 +129,12 @@ def test_a_question_the_articles_do_not_answer_abstains(pipe):
 
 def test_calibration_ships_with_the_model():
     cal = json.loads((DEFAULT_READER_DIR / "calibration.json").read_text())
-    assert cal["weights"]["margin"] > 0  # a larger margin over "no answer" means a likelier right answer
+    assert 0.0 < cal["threshold"] < 1.0 and set(cal["weights"]) >= {"margin"}
     model = SpanModel()
-    at = lambda m: model.confidence({"margin": m, "null_min": 0.0})  # noqa: E731
+    assert model.normalisation == "shared" and model.threshold == cal["threshold"]
+    # a larger margin over "no answer" means a likelier right answer; the span's order score
+    # (rank_score, without a ranker: margin + retrieval_weight x retrieval) moves with the margin
+    at = lambda m: model.confidence({"margin": m, "null_min": 0.0, "rank_score": m + 2.0})  # noqa: E731
     assert at(10.0) > at(0.0) > at(-10.0)
 
 
