@@ -41,8 +41,8 @@ test-unit: install
 	$(PY) -m pytest tests/unit -q
 
 test-e2e: install chromium
-	$(PY) -m pytest tests --ignore=tests/unit -m "not slow" -q
-	$(PY) -m pytest tests --ignore=tests/unit -m slow -q -s || [ $$? = 5 ]
+	$(PY) -m pytest tests/e2e -m "not slow" -q
+	$(PY) -m pytest tests/e2e -m slow -q -s || [ $$? = 5 ]
 
 test-fast: install
 	$(PY) -m pytest -m "not slow and not browser" -q

@@ -10,7 +10,7 @@ import pytest
 from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, ModelNotFoundError
 from rag.pipeline import Pipeline, resolve_followup
 
-from .conftest import make_settings
+from ..conftest import make_settings
 
 
 def _check_citations(pipe, answer):

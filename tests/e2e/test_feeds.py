@@ -11,7 +11,7 @@ import pytest
 
 from rag.feeds import FeedError, canonical
 
-from .conftest import make_settings
+from ..conftest import make_settings
 from .news_fixtures import PAGE_EXPECT, PAGES, local_http_server
 
 SLOW_SECONDS = 3.0  # the slow page answers after this (the test's fetch_timeout is 1 s)
@@ -242,7 +242,7 @@ def test_sidebar_feed_field_fetches_and_reports(server, tmp_path, seeds_pipeline
 
     from rag.pipeline import Pipeline
 
-    from .conftest import ROOT, SEEDS
+    from ..conftest import ROOT, SEEDS
 
     articles, index = tmp_path / "articles", tmp_path / "index"
     shutil.copytree(SEEDS, articles)

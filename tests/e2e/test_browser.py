@@ -15,7 +15,7 @@ import pytest
 from .browser_support import (
     CHAT, CHROMIUM, MISSING_CHROMIUM, MSG, SHOTS, ask, chromium, start_streamlit, stop_streamlit,
 )
-from .conftest import ROOT
+from ..conftest import ROOT
 
 pytestmark = pytest.mark.browser
 

@@ -18,7 +18,7 @@ import pytest
 
 from rag.errors import RagError
 
-from .conftest import ROOT, SEEDS, make_settings
+from ..conftest import ROOT, SEEDS, make_settings
 from .news_fixtures import MINING_NEW, MINING_OLD, MINING_QUESTION, PAGES
 
 APP = ROOT / "ui" / "app.py"

@@ -17,7 +17,7 @@ import pytest
 from rag.errors import BuildLockedError
 from rag.pipeline import Pipeline
 
-from .conftest import ROOT, SEEDS, make_settings
+from ..conftest import ROOT, SEEDS, make_settings
 
 NEW_ARTICLE = (
     "Zorblax opens plant in Leeds\n"

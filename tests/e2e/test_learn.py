@@ -20,7 +20,7 @@ from rag.readers import SHIPPED
 from rag.training.learn import Figures, TrainOptions, decide, train_reader
 from rag.training.marks import is_heldout, resolve_marks
 
-from .conftest import ROOT, SEEDS, make_settings
+from ..conftest import ROOT, SEEDS, make_settings
 
 QA = [json.loads(line) for line in (ROOT / "eval" / "seeds_qa.jsonl").read_text().splitlines() if line.strip()]
 

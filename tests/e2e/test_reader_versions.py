@@ -15,7 +15,7 @@ from rag.errors import RagError, TrainLockedError
 from rag.readers import CARD, SHIPPED, ReaderStore, file_sha256
 from rag.span_model import DEFAULT_READER_DIR, ONNX_FILE
 
-from .conftest import SEEDS, make_settings
+from ..conftest import SEEDS, make_settings
 
 
 def fake_version(store: ReaderStore, name: str, *, threshold: float, base: str = SHIPPED, sha: str | None = None) -> Path:

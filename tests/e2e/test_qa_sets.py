@@ -8,7 +8,7 @@ import pytest
 
 from eval.check_qa import check
 
-from .conftest import BBC, ROOT, SEEDS
+from ..conftest import BBC, ROOT, SEEDS
 
 
 def test_seed_set_answers_are_verbatim_in_their_sources():

@@ -12,7 +12,7 @@ old version, questions asked after it finished must match the new one, and those
 must match one of the two. One question ("Zorblax", only in the new article) changes answer
 with the switch, so the switch is visible in the answers.
 
-Run with:  .venv/bin/pytest -m slow -s tests/test_load.py
+Run with:  .venv/bin/pytest -m slow -s tests/e2e/test_load.py
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import pytest
 
 from rag.pipeline import resolve_followup
 
-from .conftest import ROOT, SEEDS
+from ..conftest import ROOT, SEEDS
 from .browser_support import CHAT, CHROMIUM, CHROMIUM_ARGS, MSG, is_local, start_streamlit, stop_streamlit
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

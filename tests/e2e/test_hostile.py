@@ -18,7 +18,7 @@ from rag.pipeline import Pipeline
 from rag.types import Answer
 
 from . import hostile_fixtures as H
-from .conftest import ROOT, SEEDS, make_settings
+from ..conftest import ROOT, SEEDS, make_settings
 
 QUESTION_SECONDS = 5.0
 

@@ -148,7 +148,7 @@ def test_chat_feed_field_takes_http_urls_only_and_refuses_loopback(server, tmp_p
 
     from streamlit.testing.v1 import AppTest
 
-    from .conftest import ROOT, SEEDS
+    from ..conftest import ROOT, SEEDS
 
     articles, index = tmp_path / "articles", tmp_path / "index"
     shutil.copytree(SEEDS, articles)

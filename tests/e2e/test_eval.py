@@ -14,7 +14,7 @@ import pytest
 
 from rag.evaluation import REPORT_KEYS, load_qa, run_eval
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS_QA = ROOT / "eval" / "seeds_qa.jsonl"
 
 # "block.metric" -> minimum value on eval/seeds_qa.jsonl with the default settings (k=10).

@@ -271,7 +271,7 @@ def test_an_export_record_cannot_be_removed_alone(tmp_path, seeds_pipeline):
     from rag.errors import IngestError
     from rag.pipeline import Pipeline
 
-    from .conftest import make_settings
+    from ..conftest import make_settings
 
     folder = tmp_path / "a"
     folder.mkdir()
@@ -287,7 +287,7 @@ def test_an_export_record_cannot_be_removed_alone(tmp_path, seeds_pipeline):
 def test_rebuild_reembeds_only_changed_records_and_a_new_date_alone_embeds_nothing(tmp_path, seeds_pipeline):
     from rag.pipeline import Pipeline
 
-    from .conftest import make_settings
+    from ..conftest import make_settings
 
     folder = tmp_path / "a"
     folder.mkdir()

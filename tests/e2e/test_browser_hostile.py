@@ -19,7 +19,7 @@ import pytest
 from . import hostile_fixtures as H
 from .browser_support import CHAT, CHROMIUM, CHROMIUM_ARGS, MSG, SHOTS, is_local, start_streamlit, stop_streamlit
 from .browser_support import ask as _ask
-from .conftest import ROOT, SEEDS
+from ..conftest import ROOT, SEEDS
 
 pytestmark = pytest.mark.browser
 

@@ -18,7 +18,7 @@ import pytest
 from rag.span_model import DEFAULT_READER_DIR, SpanModel, best_spans
 from rag.windows import MAX_PIECES, answer_tokens, load_tokenizer, make_windows, pad
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

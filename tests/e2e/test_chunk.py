@@ -9,7 +9,7 @@ from rag.errors import ConfigError
 from rag.ingest import load_folder
 from rag.types import Article
 
-from .conftest import SEEDS
+from ..conftest import SEEDS
 
 
 def _article(text: str) -> Article:

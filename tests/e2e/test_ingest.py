@@ -7,7 +7,7 @@ import pytest
 from rag.errors import IngestError
 from rag.ingest import clean_text, is_furniture, load_folder, read_file, safe_name
 
-from .conftest import SEEDS
+from ..conftest import SEEDS
 
 MB = 10 * 1024 * 1024
 

@@ -28,7 +28,7 @@ import pytest
 from rag.errors import RagError
 from rag.pipeline import Pipeline
 
-from .conftest import BBC, ROOT, SEEDS, make_settings
+from ..conftest import BBC, ROOT, SEEDS, make_settings
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed (pip install -e '.[ray]')")

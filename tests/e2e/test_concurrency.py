@@ -14,7 +14,7 @@ import traceback
 
 from rag.pipeline import Pipeline
 
-from .conftest import ROOT, make_settings
+from ..conftest import ROOT, make_settings
 
 THREADS = 8
 ASKS_PER_THREAD = 20
