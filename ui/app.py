@@ -253,9 +253,9 @@ TRAIN_STAGES = {"marks": "Reading the marks", "replay": "Sampling the training s
                 "train": "Training", "export": "Writing the new reader", "after": "Scoring the new reader"}
 
 
-@st.fragment(run_every=2)
 def training_progress() -> None:
-    """The running (or last) training run, from its status file: refreshed every 2 s."""
+    """The running (or last) training run, from its status file (a fragment refreshed every 2 s
+    while a run is going, see ``reader_controls``)."""
     from rag.training.learn import last_log_line
 
     store = pipe.readers
@@ -309,7 +309,10 @@ def reader_controls() -> None:
         st.rerun()
     if state.get("rollback_note"):
         st.info(render.md_escape(state.pop("rollback_note")))
-    training_progress()
+    # Refresh by itself only while a run is going: a fragment rerunning every 2 s in every session
+    # cut chat answers off mid-run under load (tests/e2e/test_load.py: sessions waited 90 s for one).
+    live = running or state.get("train_proc") is not None
+    st.fragment(training_progress, run_every=2 if live else None)()
 
 
 # -- sidebar: conversation, index, settings ---------------------------------------------------

@@ -187,7 +187,13 @@ async def client(cid: int, browser, url: str, questions: list[str], clock: Clock
             SHOTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(SHOTS / "load-client0.png"))
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none hangs the run
-        errors.append(f"client {cid}: {type(exc).__name__}: {str(exc)[:500]}")
+        shown = ""
+        try:  # what the last message shows (an error turn has no footer to wait for)
+            shown = await page.evaluate("(sel) => { const m = document.querySelectorAll(sel); "
+                                        "return m.length ? m[m.length - 1].innerText.slice(0, 400) : ''; }", MSG)
+        except Exception:  # noqa: BLE001 - the page may be gone
+            pass
+        errors.append(f"client {cid}: {type(exc).__name__}: {str(exc)[:500]}; last message: {shown!r}")
         if not arrived:
             clock.arrive()  # the others do not wait for a session that could not connect
     finally:
