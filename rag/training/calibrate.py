@@ -50,11 +50,10 @@ from rag.reader import N_BEST, Reader
 from rag.span_model import SpanModel
 from rag.spans import SpanCandidate, SpanRanker, features
 from rag.evaluation.squad import load_squad, question_word
-from rag.training.data import split_news
+from rag.training.data import split_news, training_sets
 
 ROOT = Path(__file__).resolve().parents[2]
-SQUAD = Settings().datasets_dir / "squad-explorer" / "train.json"
-NEWS = Settings().datasets_dir / "bbc-news-qa" / "train.json"
+SQUAD, NEWS = training_sets(Settings())
 BBC = Settings().corpora_dir / "bbc" / "articles"
 
 

@@ -30,6 +30,7 @@ import hashlib
 import random
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -58,6 +59,12 @@ class Group:
 
     def __len__(self) -> int:
         return len(self.windows)
+
+
+def training_sets(settings) -> tuple[Path, Path]:
+    """The bundled training sets under the ``datasets_dir`` setting: SQuAD-explorer, bbc-news-qa."""
+    root = Path(settings.datasets_dir)
+    return root / "squad-explorer" / "train.json", root / "bbc-news-qa" / "train.json"
 
 
 def news_dev_titles(articles: list[SquadArticle], share: float = NEWS_DEV_SHARE) -> set[str]:

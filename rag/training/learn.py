@@ -42,14 +42,10 @@ import numpy as np
 from ..errors import RagError, TrainError
 from ..readers import CARD, SHIPPED, new_version_name
 from ..span_model import CALIBRATION_FILE, TRAINING_FILE
+from .data import training_sets
 from .marks import MarkExample, SkippedMark, mark_group, resolve_marks
 
 
-
-def training_sets(settings) -> tuple[Path, Path]:
-    """The bundled training sets under the ``datasets_dir`` setting: SQuAD-explorer, bbc-news-qa."""
-    root = Path(settings.datasets_dir)
-    return root / "squad-explorer" / "train.json", root / "bbc-news-qa" / "train.json"
 
 # progress(stage, done, total, message)
 Progress = Callable[[str, int, int, str], None]

@@ -37,13 +37,12 @@ from rag.embed import cpu_has_bf16, resolve_model_path
 from rag.span_model import ONNX_FILE
 from rag.evaluation.squad import load_squad, split_articles
 from rag.training.export import load_onnx_reader
-from rag.training.data import Group, batches_for_epoch, build_groups, split_news
+from rag.training.data import Group, batches_for_epoch, build_groups, split_news, training_sets
 from rag.windows import load_tokenizer, pad
 
 from rag.config import Settings
 
-DEFAULT_SQUAD = Settings().datasets_dir / "squad-explorer" / "train.json"
-DEFAULT_NEWS = Settings().datasets_dir / "bbc-news-qa" / "train.json"
+DEFAULT_SQUAD, DEFAULT_NEWS = training_sets(Settings())
 DEFAULT_WORK = Path.home() / ".cache" / "rag" / "reader-train"
 DEFAULT_OUT = Path.home() / ".cache" / "rag" / "reader-train" / "final"
 
