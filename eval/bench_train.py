@@ -26,9 +26,10 @@ def write_marks(n: int, folder: Path, marks_file: Path) -> int:
     from rag.feedback import feedback_id
     from rag.training.data import split_news
     from rag.evaluation.squad import load_squad
-    from rag.training.learn import NEWS
+    from rag.config import Settings
+    from rag.training.data import training_sets
 
-    news = load_squad(NEWS)
+    news = load_squad(training_sets(Settings())[1])
     articles = split_news(news, "dev") + split_news(news, "train")  # dev first; train tops it up (timing only)
     folder.mkdir(parents=True, exist_ok=True)
     recs, seen = [], set()

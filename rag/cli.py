@@ -296,7 +296,8 @@ def _reader_status(pipe) -> dict:
     source = "calibrated" if pipe.settings.abstain_threshold is None else "setting"
     active = pipe.active_reader
     return {"name": active.name if active else "shipped", "note": active.note if active else None,
-            "dir": str(model.model_dir), "normalisation": model.normalisation, "threshold": pipe.abstain_threshold,
+            "dir": str(model.model_dir), "normalisation": model.normalisation, "precision": model.precision,
+            "threshold": pipe.abstain_threshold,
             "threshold_source": source, "calibrated_threshold": model.threshold}
 
 
@@ -325,7 +326,8 @@ def status(
         table = Table(show_header=False)
         for k, v in info.model_dump().items():
             table.add_row(k, str(v))
-        table.add_row("reader", f"{reader['name']}: {reader['dir']} ({reader['normalisation']} normalisation)")
+        table.add_row("reader", f"{reader['name']}: {reader['dir']} ({reader['normalisation']} normalisation, "
+                      f"{reader['precision']})")
         if reader["note"]:
             table.add_row("reader note", reader["note"])
         note = "" if reader["threshold_source"] == "calibrated" else f" (setting; calibrated {reader['calibrated_threshold']:.2f})"

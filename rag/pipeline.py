@@ -113,7 +113,8 @@ class Pipeline:
         s = self.settings
         active = self.readers.active(name)
         try:
-            model = SpanModel(active.path, max_pieces=s.read_window_pieces)
+            model = SpanModel(active.path, max_pieces=s.read_window_pieces, int8=s.reader_int8,
+                              cache_dir=s.cache_dir)
         except Exception as exc:  # a damaged version: keep serving
             if active.name == SHIPPED:
                 raise
@@ -124,7 +125,8 @@ class Pipeline:
                                                   note + f": still using {self.active_reader.name}")
                 return
             active = ActiveReader(SHIPPED, s.reader_dir, note + ": using the shipped reader")
-            model = SpanModel(active.path, max_pieces=s.read_window_pieces)
+            model = SpanModel(active.path, max_pieces=s.read_window_pieces, int8=s.reader_int8,
+                              cache_dir=s.cache_dir)
         self._span_model, self.active_reader, self._reader_name = model, active, name
 
     def with_reader(self, reader_dir: Path) -> "Pipeline":

@@ -1,15 +1,14 @@
 """Export the trained reader to the one ONNX file that serving loads (``rag/models/reader/reader.onnx``).
 
     python -m rag.training.export --from ~/.cache/rag/reader-train/final --precision fp16
-    python -m rag.training.export --from ... --precision int8
 
 The model is traced with eager attention and fused with onnxruntime's BERT optimizer (the
-same recipe as the embedder's export, checked against the plain export). Then either
-
-* ``fp16``: the weights are *stored* in float16 with a Cast to float32 in front of each, so
-  the file is half the size (about 45 MB) and onnxruntime folds the casts once when it loads
-  the session: the model still computes in float32;
-* ``int8``: dynamic int8 quantization of the MatMul / Attention weights (about 23 MB).
+same recipe as the embedder's export, checked against the plain export). With ``fp16`` (the
+default) the weights are *stored* in float16 with a Cast to float32 in front of each, so the
+file is half the size (about 45 MB) and onnxruntime folds the casts once when it loads the
+session: the model still computes in float32. The int8 model that serving runs is not
+exported here: ``rag.span_model.int8_copy`` makes it from this file on first use, so the file
+in the repository stays one that ``rag train`` can continue.
 
 The export is checked against the torch model on real windows (max logit difference
 printed) and the tokenizer files are copied beside it. Run once by a developer after
@@ -76,13 +75,7 @@ def export(src: Path, out_dir: Path, precision: str) -> Path:
                               opset_version=17, dynamo=False)
         best = fused if _fuse(raw, fused, model.config) else raw
         print(f"fused graph: {best == fused}")
-        if precision == "int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            quantize_dynamic(str(best), str(final), per_channel=True, op_types_to_quantize=["MatMul", "Attention"],
-                             weight_type=QuantType.QInt8,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        elif precision == "fp16":
+        if precision == "fp16":
             onnx.save(fp16_storage(onnx.load(str(best))), str(final))
         else:
             shutil.copyfile(best, final)
@@ -128,8 +121,8 @@ def load_onnx_reader(model_dir: Path):
     The inverse of :func:`export` for the fused fp32/fp16 graphs it writes, so a shipped reader
     (only its ONNX file is in the repository) can be trained further: named initializers map to
     their module by name, each MatMul's weight by the module path in its output's name (stored
-    transposed), and each fused Attention's QKV weight and bias split in three. An int8 export
-    cannot be read back. Checked against onnxruntime by :func:`check`.
+    transposed), and each fused Attention's QKV weight and bias split in three. An int8 model
+    (serving's cached copy) cannot be read back. Checked against onnxruntime by :func:`check`.
     """
     import onnx
     import torch
@@ -142,7 +135,7 @@ def load_onnx_reader(model_dir: Path):
         if n.op_type == "Cast" and n.input[0] in arrays:
             arrays[n.output[0]] = arrays[n.input[0]]
     if any(a.dtype == np.int8 for a in arrays.values()):
-        raise ValueError(f"{model_dir}: an int8 export cannot be trained further; export fp16 or fp32")
+        raise ValueError(f"{model_dir}: an int8 model cannot be trained further; use the float reader.onnx")
     state: dict[str, np.ndarray] = {}
     for name, arr in arrays.items():
         if name.startswith("m.") and not name.endswith("__fp16"):
@@ -199,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="src", type=Path, required=True, help="folder written by rag.training.train, or one of its checkpoint.pt files")
     ap.add_argument("--out", type=Path, default=DEFAULT_READER_DIR)
-    ap.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
+    ap.add_argument("--precision", choices=["fp32", "fp16"], default="fp16")
     args = ap.parse_args(argv)
     export(args.src, args.out, args.precision)
     return 0

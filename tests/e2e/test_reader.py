@@ -116,6 +116,28 @@ def test_the_model_answers_seed_questions(pipe, question, expected):
     assert set(ans.timings_ms) >= {"embed", "retrieve", "read_tokenize", "read_model", "read_spans", "total"}
 
 
+def test_the_int8_copy_serves_and_answers_like_the_float_model(pipe):
+    import onnx
+
+    from rag.pipeline import Pipeline
+
+    model = pipe.span_model
+    assert pipe.settings.reader_int8 and model.precision == "int8"
+    assert model.onnx_file.parent == pipe.settings.cache_dir / "onnx"
+    nodes = {n.name: n.op_type for n in onnx.load(str(model.onnx_file)).graph.node}
+    assert "DynamicQuantizeMatMul" in nodes.values() or "MatMulInteger" in nodes.values()
+    assert nodes["/m/qa_outputs/MatMul"] == "MatMul"  # the span head stays float
+    floating = Pipeline(pipe.settings.model_copy(update={"reader_int8": False}), embedder=pipe.embedder)
+    assert floating.span_model.precision == "float" and floating.span_model.onnx_file.name == "reader.onnx"
+    # int8 may move a span's edge ("$35 million" / "about $35 million"), not the answer
+    for q, gold in (("Which chatbot did OpenAI build for Salesforce?", "Einstein GPT"),
+                    ("What share of OpenAI does Microsoft hold?", "49%"),
+                    ("How much revenue did OpenAI make in 2022?", "$35 million")):
+        a, b = pipe.ask(q), floating.ask(q)
+        assert gold in a.answer and gold in b.answer, (q, a.answer, b.answer)
+        assert abs(a.confidence - b.confidence) < 0.15, (q, a.confidence, b.confidence)
+
+
 def test_corroborating_articles_are_cited(pipe):
     ans = pipe.ask("What share of OpenAI does Microsoft hold?")
     assert ans.n_sources >= 2 and len({c.file for c in ans.citations}) == ans.n_sources
