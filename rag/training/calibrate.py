@@ -22,10 +22,11 @@ For every question the top passages are retrieved once. Then:
 1. **Reading curve**: each reading (window size, whole passages or sentence windows, how many
    passages) reads them; printed: F1 / contains without abstaining, SQuAD 2.0 F1 at the best
    margin, and the read time's median. The defaults in ``rag/config.py`` are picked from it.
-2. **Span ranker** (``rag.spans``): logistic regression of "this candidate's F1 with a gold answer
-   is at least 0.5" on the features of each answerable question's ``N_BEST`` candidates, sets
-   weighted equally; its gain is measured by 2-fold x 5 cross-validation (fit on half the
-   questions, choose on the other half) and it is kept only if it pays.
+2. **Span ranker** (``rag.spans``): a conditional logit over each answerable question's
+   ``N_BEST`` candidates (the probability of those whose F1 with a gold answer is at least 0.5,
+   sets weighted equally), pulled towards the model's own order by an L2 penalty; its gain is
+   measured by 2-fold x 5 cross-validation (fit on half the questions, choose on the other half)
+   for each penalty of ``RANKER_L2``, and it is kept only if the best one pays.
 3. **Confidence**: Platt scaling (logistic regression of "the chosen span contains a gold answer")
    on a feature set chosen by the same cross-validation; the threshold is the one with the best
    mean SQuAD 2.0 F1 over the dev sets. ``calibration.json`` beside the model gets all of it;
@@ -53,6 +54,7 @@ from rag.evaluation.squad import load_squad, question_word
 from rag.training.data import split_news, training_sets
 
 ROOT = Path(__file__).resolve().parents[2]
+RANKER_L2 = (0.1, 1.0, 10.0)  # the ranker's pull towards the model's own order, chosen by cross-validation
 SQUAD, NEWS = training_sets(Settings())
 BBC = Settings().corpora_dir / "bbc" / "articles"
 
@@ -169,30 +171,48 @@ def _span_f1(text: str, answers) -> float:
     return metrics.f1_score(text, answers) if answers else 0.0
 
 
-def fit_ranker(sets: dict[str, list[Row]]) -> dict | None:
-    """Logistic regression of "candidate F1 >= 0.5" on its features (answerable questions, sets
-    weighted equally, standardised features); None when no question has a right and a wrong span."""
-    from sklearn.linear_model import LogisticRegression
+def fit_ranker(sets: dict[str, list[Row]], retrieval_weight: float, l2: float = 1.0) -> dict | None:
+    """A listwise (conditional logit) ranker: one softmax over each answerable question's
+    ``N_BEST`` candidates, maximising the probability of those whose F1 with a gold answer is at
+    least 0.5 (sets weighted equally, standardised features). The weights are pulled towards the
+    model's own order (margin + ``retrieval_weight`` x retrieval) by an L2 penalty of ``l2``, so
+    with little evidence the ranker stays the model. None when no question has a right and a
+    wrong candidate."""
+    from scipy.optimize import minimize
+    from scipy.special import logsumexp
 
-    X, y, w, names = [], [], [], None
+    groups, names = [], None
     for rows in sets.values():
-        groups = [r for r in rows if r.answers and r.spans]
-        for r in groups:
+        qs = [r for r in rows if r.answers and r.spans]
+        for r in qs:
             names, F = features(r.question, r.spans)
-            labels = [int(_span_f1(c.text, r.answers) >= 0.5) for c in r.spans]
-            if 0 < sum(labels) < len(labels):
-                X.extend(F)
-                y.extend(labels)
-                w.extend([1.0 / (len(groups) * len(labels))] * len(labels))
-    if not X or names is None:
+            right = np.array([_span_f1(c.text, r.answers) >= 0.5 for c in r.spans])
+            if right.any() and not right.all():
+                groups.append((F, right, 1.0 / (len(qs) * len(sets))))
+    if not groups or names is None:
         return None
-    X = np.asarray(X)
+    X = np.vstack([g[0] for g in groups])
     mean, scale = X.mean(0), X.std(0)
     scale[scale == 0] = 1.0
-    w = np.asarray(w) * len(X) / len(sets)
-    lr = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, np.asarray(y), sample_weight=w)
-    return {"features": list(names), "weights": lr.coef_[0].tolist(), "bias": float(lr.intercept_[0]),
-            "mean": mean.tolist(), "scale": scale.tolist()}
+    Z = [((F - mean) / scale, right, wt) for F, right, wt in groups]
+    w0 = np.zeros(len(names))
+    w0[names.index("margin")] = scale[names.index("margin")]
+    w0[names.index("retrieval")] = retrieval_weight * scale[names.index("retrieval")]
+
+    def loss(w):
+        total, grad = 0.5 * l2 * float((w - w0) @ (w - w0)), l2 * (w - w0)
+        for z, right, wt in Z:
+            sc = z @ w
+            p = np.exp(sc - logsumexp(sc))
+            pr = np.exp(sc[right] - logsumexp(sc[right]))
+            total -= wt * (logsumexp(sc[right]) - logsumexp(sc))
+            grad -= wt * (pr @ z[right] - p @ z)
+        return total, grad
+
+    w = minimize(loss, w0, jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
+    # the bias puts scores in the raw features' units, like the model's margin + w x retrieval
+    return {"features": list(names), "weights": w.tolist(), "bias": float(w @ (mean / scale)),
+            "mean": mean.tolist(), "scale": scale.tolist(), "l2": l2}
 
 
 def rerank(rows: list[Row], ranker: SpanRanker) -> list[Row]:
@@ -212,7 +232,7 @@ def rerank(rows: list[Row], ranker: SpanRanker) -> list[Row]:
     return out
 
 
-def ranker_cv(sets: dict[str, list[Row]], folds: int = 2, repeats: int = 5) -> dict:
+def ranker_cv(sets: dict[str, list[Row]], retrieval_weight: float, l2: float, folds: int = 2, repeats: int = 5) -> dict:
     """Per set, never-abstaining F1 and contains of the model's order and of the ranker fit on the
     other folds (mean over ``repeats`` seeded splits by question)."""
     out: dict[str, dict[str, list[float]]] = {n: {"f1_model": [], "f1_ranker": [], "contains_model": [],
@@ -223,7 +243,7 @@ def ranker_cv(sets: dict[str, list[Row]], folds: int = 2, repeats: int = 5) -> d
         chosen: dict[str, list[Row]] = {n: [] for n in sets}
         for k in range(folds):
             train = {n: [r for r, f in zip(rows, fold_of[n]) if f != k] for n, rows in sets.items()}
-            ranker = SpanRanker(fit_ranker(train))
+            ranker = SpanRanker(fit_ranker(train, retrieval_weight, l2))
             for n, rows in sets.items():
                 chosen[n] += rerank([r for r, f in zip(rows, fold_of[n]) if f == k], ranker)
         for n, rows in sets.items():
@@ -320,8 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, s, items in dev_sets(args.index_root, args.squad_limit):
         print(f"retrieving {name}: {len(items)} questions ({s.articles_dir})", flush=True)
         retrieved[name] = retrieve_all(s, items, max(args.passages + [settings.read_passages]))
-    models = {p: SpanModel(settings.reader_dir, max_pieces=p) for p in sorted(set(args.pieces) | {settings.read_window_pieces})}
-    print(f"model {settings.reader_dir} (normalisation: {models[settings.read_window_pieces].normalisation})")
+    models = {p: SpanModel(settings.reader_dir, max_pieces=p, int8=settings.reader_int8, cache_dir=settings.cache_dir)
+              for p in sorted(set(args.pieces) | {settings.read_window_pieces})}
+    print(f"model {settings.reader_dir} (normalisation: {models[settings.read_window_pieces].normalisation}, "
+          f"{models[settings.read_window_pieces].precision})")
 
     report: dict = {"curve": [], "weights": []}
     print("\n1. quality against what the model reads (retrieval_weight 0, the model's own order):")
@@ -356,15 +378,20 @@ def main(argv: list[str] | None = None) -> int:
 
     ranker_spec = None
     if not args.no_ranker:
-        cv = ranker_cv(sets)
-        report["ranker_cv"] = cv
+        rw = settings.retrieval_weight
         print("\n2. span ranker, 2-fold x 5 cross-validation (never abstaining; model order -> ranker):")
-        for n, d in cv.items():
-            print(f"   {n}: F1 {d['f1_model']:.3f} -> {d['f1_ranker']:.3f}   contains {d['contains_model']:.3f} -> "
-                  f"{d['contains_ranker']:.3f}")
-        gain = float(np.mean([d["f1_ranker"] - d["f1_model"] for d in cv.values()]))
+        report["ranker_cv"], gain, best_l2 = {}, -1.0, None
+        for l2 in RANKER_L2:
+            cv = ranker_cv(sets, rw, l2)
+            report["ranker_cv"][str(l2)] = cv
+            g = float(np.mean([d["f1_ranker"] - d["f1_model"] for d in cv.values()]))
+            print(f"   l2 {l2:g}: " + "  ".join(f"{n} F1 {d['f1_model']:.3f} -> {d['f1_ranker']:.3f} cont "
+                                              f"{d['contains_model']:.3f} -> {d['contains_ranker']:.3f}"
+                                              for n, d in cv.items()) + f" | mean F1 gain {g:+.3f}", flush=True)
+            if g > gain:
+                gain, best_l2 = g, l2
         if gain > 0.005:
-            ranker_spec = fit_ranker(sets)
+            ranker_spec = fit_ranker(sets, rw, best_l2)
             sets = {n: rerank(rows, SpanRanker(ranker_spec)) for n, rows in sets.items()}
             print(f"   kept (mean F1 gain {gain:+.3f}); weights: " + ", ".join(
                 f"{f} {w:+.2f}" for f, w in sorted(zip(ranker_spec["features"], ranker_spec["weights"]),
