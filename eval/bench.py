@@ -17,7 +17,9 @@ Sections (see the README of the issue this answers):
    over all seed chunks, per backend/variant (onnx fp32, onnx int8, torch fp32, torch bf16), and
    their speed.
 3. **ask**: warm ``Pipeline.ask`` p50/p95 and the ``timings_ms`` breakdown next to the time to
-   embed one query; targets p50 <= 3x (seeds) / 5x (BBC) one query embedding.
+   embed one query; targets p50 <= 3x (seeds) / 5x (BBC) one query embedding, and 60 ms with
+   the reader. The reader runs its int8 copy (``reader_int8``, the default); the same asks with
+   the float reader are the baseline row (``reader-float``) and the ratio is printed.
 4. **faiss**: synthetic clustered vectors (mixture of Gaussians on the sphere), flat vs HNSW vs IVF:
    build time, bytes, single-query p50, recall@10 vs exact on 200 queries.
 5. **memory**: peak RSS (VmHWM) of a build process and of a serving process (load + 50 asks).
@@ -198,7 +200,7 @@ def worker_serve(p: dict) -> dict:
     from rag.pipeline import Pipeline
 
     qs = [json.loads(line)["question"] for line in Path(p["questions"]).read_text().splitlines() if line.strip()]
-    s = Settings(index_dir=Path(p["index_dir"]), embed_backend=p["backend"])
+    s = Settings(index_dir=Path(p["index_dir"]), embed_backend=p["backend"], reader_int8=p.get("reader_int8", True))
     with Meter() as m_model:
         emb = _make_embedder(p["backend"], p["precision"], s)
     pipe = Pipeline(s, embedder=emb)
@@ -506,6 +508,11 @@ def bench_corpus(runner: Runner, corpus: str, articles: Path, qa: Path, tmp: Pat
                                      "profile": str(prof) if key == "onnx-fp32" else None},
                            f"{corpus}: serving with {key} (load + 50 asks, then warm latency)")
             res["serve"][key] = r
+            if key == "onnx-fp32":  # the baseline of the int8 reader copy: the float reader, same run
+                res["serve"][f"{key} reader-float"] = runner.run(
+                    "serve", {"index_dir": str(index_dir), "backend": backend, "precision": prec,
+                              "questions": str(qa), "mem_asks": 50, "passes": 1 if small else 2, "reader_int8": False},
+                    f"{corpus}: serving with {key} and the float reader (reader_int8 off)")
         target = 60.0  # ms, warm, 2 cores, with the span model (issue 13)
         t = Table(title=f"3. Answer latency, warm process: {corpus} ({qa.name}; target ask p50 <= {target:.0f} ms)")
         for col in ("backend", "asks", "ask p50 ms", "ask p95 ms", "embed p50", "retrieve p50", "read p50",
@@ -521,6 +528,10 @@ def bench_corpus(runner: Runner, corpus: str, articles: Path, qa: Path, tmp: Pat
                       _fmt(tm.get("read_tokenize"), 1), _fmt(tm.get("read_model"), 1), _fmt(tm.get("read_spans"), 1),
                       _fmt(r["query_embed_ms"]["p50"], 1), r["faiss_type"])
         console.print(t)
+        q8, fl = res["serve"].get("onnx-fp32"), res["serve"].get("onnx-fp32 reader-float")
+        if q8 and fl:
+            console.print(f"int8 reader copy / float reader: ask p50 {q8['ask_ms']['p50'] / fl['ask_ms']['p50']:.2f}x, "
+                          f"model p50 {q8['timings_ms_p50'].get('read_model', 0) / max(fl['timings_ms_p50'].get('read_model', 1e-9), 1e-9):.2f}x")
 
     # ---- 5. memory
     if "memory" not in skip:

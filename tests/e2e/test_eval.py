@@ -18,7 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SEEDS_QA = ROOT / "eval" / "seeds_qa.jsonl"
 
 # "block.metric" -> minimum value on eval/seeds_qa.jsonl with the default settings (k=10).
-# Measured 2026-12-04 with the shared-normalisation reader (3 whole passages, threshold 0.40 from
+# Measured 2026-12-04 (second session) with the same reader served as its int8 copy (reader_int8,
+# recalibrated on the dev sets: threshold 0.35): em .667, f1 .710, contains .683, abstention f1
+# .722, retrieval unchanged. Two answers moved ("Duolingo" for "Duolingo and Stripe"; a wrong
+# name) and one unanswerable question was answered at 0.41: a trade taken for the read time
+# (ask p50 0.61x the float reader's in one bench run), because over the five news and seed
+# sets together (389 questions) the int8 copy answers as well (contains .663 -> .670, F1 .706 ->
+# .711, SQuAD 2.0 F1 .709 -> .710; the BBC held-out half .733 -> .800; README).
+# Before that, measured 2026-12-04 with the shared-normalisation reader (3 whole passages, threshold 0.40 from
 # calibration.json): em .698, f1 .734, contains .714, abstention f1 .757 (retrieval unchanged).
 # contains fell .730 -> .714 (one answerable question of 63 now withheld) while abstention F1
 # rose .632 -> .757 and SQuAD 2.0 F1 .717 -> .762: a trade taken for the sets nobody tuned on
@@ -39,10 +46,10 @@ FLOORS: dict[str, float] = {
     "retrieval.hit@10": 1.0,
     "retrieval.mrr": 0.91,
     "retrieval.ndcg@10": 0.89,
-    "answer.em": 0.69,
-    "answer.f1": 0.73,
-    "answer.contains": 0.71,
-    "abstention.f1": 0.75,
+    "answer.em": 0.66,
+    "answer.f1": 0.70,
+    "answer.contains": 0.68,
+    "abstention.f1": 0.72,
 }
 
 
