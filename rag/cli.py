@@ -297,6 +297,7 @@ def _reader_status(pipe) -> dict:
     active = pipe.active_reader
     return {"name": active.name if active else "shipped", "note": active.note if active else None,
             "dir": str(model.model_dir), "normalisation": model.normalisation, "precision": model.precision,
+            "precision_note": model.note,
             "threshold": pipe.abstain_threshold,
             "threshold_source": source, "calibrated_threshold": model.threshold}
 
@@ -330,6 +331,8 @@ def status(
                       f"{reader['precision']})")
         if reader["note"]:
             table.add_row("reader note", reader["note"])
+        if reader["precision_note"]:
+            table.add_row("reader precision", reader["precision_note"])
         note = "" if reader["threshold_source"] == "calibrated" else f" (setting; calibrated {reader['calibrated_threshold']:.2f})"
         table.add_row("abstain_threshold", f"{reader['threshold']:.2f}{note}")
         out.print(table)

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(
         default=Path.home() / ".cache" / "rag",
-        description="Where derived artefacts (the exported ONNX model) are cached.",
+        description="Where derived artefacts are cached: the embedder's ONNX export and the reader's int8 copy.",
     )
 
     # --- ingest ------------------------------------------------------------

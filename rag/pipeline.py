@@ -148,6 +148,8 @@ class Pipeline:
         calibrated with the reader in use (its ``calibration.json``)."""
         model = self._span_model
         if model is not None and self._reader_name == self.readers.current_name():
+            if self.settings.abstain_threshold is None:
+                return model.threshold  # the fit of the precision it runs at
             path = model.model_dir
         else:
             path = self.readers.active().path  # without loading the model

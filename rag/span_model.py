@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ import numpy as np
 from .config import Settings
 from .errors import ModelNotFoundError
 from .windows import MAX_PIECES, Window, load_tokenizer, make_windows, pad
+
+log = logging.getLogger(__name__)
 
 DEFAULT_READER_DIR: Path = Settings.model_fields["reader_dir"].default
 ONNX_FILE = "reader.onnx"
@@ -59,6 +62,20 @@ class Logits:
         return float(_logsumexp(self.start[:, 0]) + _logsumexp(self.end[:, 0]))
 
 
+def calibration_for(cal: dict, precision: str) -> dict:
+    """The calibration of ``calibration.json`` for the precision served: its top level is the fit
+    of the precision named by its ``"precision"`` (``"float"`` when absent); a fit of another
+    precision sits under ``"other_precisions"``. A precision without a fit of its own uses the
+    top level (and says so in ``"fit_for"``)."""
+    if not cal:
+        return {}
+    top = cal.get("precision", "float")
+    other = (cal.get("other_precisions") or {}).get(precision)
+    if precision == top or not other:
+        return {**cal, "fit_for": top}
+    return {**cal, **other, "fit_for": precision}
+
+
 def _logsumexp(x: np.ndarray) -> float:
     m = float(np.max(x))
     return m + float(np.log(np.sum(np.exp(x - m))))
@@ -87,19 +104,36 @@ class SpanModel:
         # No spin-waiting after a run: the embedder's and the reader's sessions take turns on
         # the same cores, and a spinning pool starves the other (the reader's model time doubled).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.precision = "int8" if int8 else "float"
-        if int8:
-            path = int8_copy(path, Path(cache_dir or Settings.model_fields["cache_dir"].default))
+        self.precision, self.note = "float", None
         self.onnx_file = path  # the file the session runs
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        if int8:
+            try:
+                self.session = self._int8_session(ort, opts, path, Path(cache_dir or Settings().cache_dir))
+                self.precision = "int8"
+            except Exception as exc:  # no int8 copy (disk full, read-only cache, ...): serve the float model
+                self.note = f"int8 copy unavailable ({type(exc).__name__}: {exc}); serving the float model"
+                log.warning("reader: %s", self.note)
+        if self.precision == "float":
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
         cal = self.model_dir / CALIBRATION_FILE
-        self.calibration: dict = json.loads(cal.read_text()) if cal.is_file() else {}
+        self.calibration: dict = calibration_for(json.loads(cal.read_text()) if cal.is_file() else {}, self.precision)
         # How the model's scores compare across windows (its training.json): "shared" (trained with
         # shared normalisation: one no-answer score for all windows read) or "window" (each alone).
         trained = self.model_dir / TRAINING_FILE
         self.normalisation: str = (json.loads(trained.read_text()) if trained.is_file() else {}).get(
             "normalisation", "window")
+
+    def _int8_session(self, ort, opts, path: Path, cache_dir: Path):
+        copy = int8_copy(path, cache_dir)
+        try:
+            session = ort.InferenceSession(str(copy), opts, providers=["CPUExecutionProvider"])
+        except Exception:  # a damaged copy (or one an older onnxruntime wrote): made again, once
+            copy.unlink(missing_ok=True)
+            copy = int8_copy(path, cache_dir)
+            session = ort.InferenceSession(str(copy), opts, providers=["CPUExecutionProvider"])
+        self.onnx_file = copy
+        return session
 
     @property
     def threshold(self) -> float:
@@ -132,11 +166,13 @@ class SpanModel:
 
 def abstain_threshold(settings: Settings) -> float:
     """The threshold in force: the ``abstain_threshold`` setting when set, else the one calibrated
-    with the reader in ``settings.reader_dir`` (read from its ``calibration.json`` only)."""
+    with the reader in ``settings.reader_dir`` for the precision served (read from its
+    ``calibration.json`` only)."""
     if settings.abstain_threshold is not None:
         return float(settings.abstain_threshold)
     cal = Path(settings.reader_dir) / CALIBRATION_FILE
-    return float((json.loads(cal.read_text()) if cal.is_file() else {}).get("threshold", DEFAULT_THRESHOLD))
+    fit = calibration_for(json.loads(cal.read_text()) if cal.is_file() else {}, "int8" if settings.reader_int8 else "float")
+    return float(fit.get("threshold", DEFAULT_THRESHOLD))
 
 
 def best_spans(
@@ -169,41 +205,61 @@ def best_spans(
     return [(float(scores[i]), int(S[ok][i]), int(E[ok][i])) for i in order]
 
 
+_INT8_LOCK = threading.Lock()  # one quantization at a time in a process (a file lock across processes)
+
+
 def int8_copy(path: Path, cache_dir: Path) -> Path:
     """The int8 copy of the reader ONNX file ``path``: made on first use (a few seconds), then
-    read from ``cache_dir/onnx/reader-<sha256 of the file>-<recipe>.onnx``. Written to a
-    temporary name and renamed, so processes that start together never read half a file."""
+    read from ``cache_dir/onnx/reader-<key>.onnx``, the key hashing the file, the recipe and the
+    onnxruntime version. Made under a thread lock and a file lock, in a temporary folder beside
+    the target and renamed into place, so threads and processes that start together make it
+    once and never read half a file."""
+    import onnxruntime
+    from filelock import FileLock
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
-    target = Path(cache_dir) / "onnx" / f"reader-{h.hexdigest()[:16]}-{INT8_RECIPE}.onnx"
+    h.update(f"{INT8_RECIPE}:{INT8_KEEP_FLOAT}:{onnxruntime.__version__}".encode())
+    folder = Path(cache_dir) / "onnx"
+    target = folder / f"reader-{h.hexdigest()[:16]}-{INT8_RECIPE}.onnx"
     if target.is_file():
         return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with _INT8_LOCK, FileLock(str(folder / ".reader-int8.lock"), timeout=600):
+        if not target.is_file():
+            _quantize(path, target)
+    return target
+
+
+def _quantize(path: Path, target: Path) -> None:
+    import tempfile
+
     import onnx
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     model = onnx.load(str(path))
     float_storage(model)
-    tmp_in = target.with_name(f".{target.stem}.{os.getpid()}.in.onnx")
-    tmp_out = target.with_name(f".{target.stem}.{os.getpid()}.onnx")
-    root = logging.getLogger()
+    keep = [n.name for n in model.graph.node if any(k in n.name for k in INT8_KEEP_FLOAT)]
+    # The quantizer logs through the root logger (advice to pre-process, which this graph needs
+    # not); a handler of our own keeps logging.warning from installing a stderr one for good.
+    root, quiet = logging.getLogger(), logging.NullHandler()
     level = root.level
-    try:
-        onnx.save(model, str(tmp_in))
-        keep = [n.name for n in model.graph.node if any(k in n.name for k in INT8_KEEP_FLOAT)]
-        root.setLevel(logging.ERROR)  # the quantizer's advice to pre-process (which this graph needs not)
-        quantize_dynamic(str(tmp_in), str(tmp_out), per_channel=True, op_types_to_quantize=["MatMul", "Attention"],
-                         nodes_to_exclude=keep, weight_type=QuantType.QInt8,
-                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
-        os.replace(tmp_out, target)
-    finally:
-        root.setLevel(level)
-        tmp_in.unlink(missing_ok=True)
-        tmp_out.unlink(missing_ok=True)
-    return target
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".reader-int8-") as tmp:
+        src, out = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(model, str(src))
+        root.addHandler(quiet)
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(str(src), str(out), per_channel=True, op_types_to_quantize=["MatMul", "Attention"],
+                             nodes_to_exclude=keep, weight_type=QuantType.QInt8,
+                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
+        finally:
+            root.setLevel(level)
+            root.removeHandler(quiet)
+        os.replace(out, target)
 
 
 def float_storage(model) -> None:

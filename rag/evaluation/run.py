@@ -92,6 +92,7 @@ def _config(
         "k": k,
         "top_k": settings.top_k,
         "threshold": abstain_threshold(settings),
+        "reader_int8": settings.reader_int8,
         "model": settings.model_name,
         "backend": settings.embed_backend,
         "articles_dir": str(settings.articles_dir),

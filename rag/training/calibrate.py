@@ -129,6 +129,26 @@ def retrieve_all(settings: Settings, items, k: int):
     return pipe, data, out
 
 
+FIT_KEYS = ("weights", "bias", "threshold", "ranker")
+
+
+def with_fit(existing: dict, fit: dict, precision: str, about: dict) -> dict:
+    """``calibration.json`` with ``fit`` (Platt weights, bias, threshold, ranker) for
+    ``precision``: the served precision's fit is the top level (``"precision"`` names it), a
+    fit of the other precision is kept under ``"other_precisions"`` (``rag.span_model.calibration_for``)."""
+    others = dict(existing.get("other_precisions") or {})
+    top = existing.get("precision", "float")
+    if existing and top != precision:
+        others[top] = {k: existing[k] for k in FIT_KEYS if k in existing}
+    others.pop(precision, None)
+    out = {**{k: v for k, v in existing.items() if k not in FIT_KEYS}, **about, **fit, "precision": precision}
+    if others:
+        out["other_precisions"] = others
+    else:
+        out.pop("other_precisions", None)
+    return out
+
+
 def read_all(data, model: SpanModel, retrieved, **reading) -> list[Row]:
     reader = Reader(data, model, **reading)
     reader.ranker = SpanRanker(None)  # the model's own order: the ranker is fit on these rows
@@ -435,16 +455,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwrote {args.out}")
     if not args.no_write:
         path = Path(settings.reader_dir) / "calibration.json"
-        path.write_text(json.dumps({
-            **cal,
-            "threshold": threshold,
-            "ranker": ranker_spec,
+        fit = {**cal, "threshold": threshold, "ranker": ranker_spec}
+        path.write_text(json.dumps(with_fit(json.loads(path.read_text()) if path.is_file() else {}, fit,
+                                            model.precision, {
             "label": "the chosen span contains a gold answer (SQuAD-normalized); unanswerable questions are never right",
             "fit_on": list(sets), "n": {k: len(v) for k, v in sets.items()},
             "reading": {**chosen, "read_window_pieces": settings.read_window_pieces,
                         "retrieval_weight": settings.retrieval_weight},
-        }, indent=2) + "\n")
-        print(f"wrote {path}")
+        }), indent=2) + "\n")
+        print(f"wrote {path} ({model.precision} fit)")
     return 0
 
 

@@ -138,6 +138,19 @@ def test_the_int8_copy_serves_and_answers_like_the_float_model(pipe):
         assert abs(a.confidence - b.confidence) < 0.15, (q, a.confidence, b.confidence)
 
 
+def test_without_an_int8_copy_the_float_model_serves_and_says_why(tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    model = SpanModel(int8=True, cache_dir=blocked)
+    assert model.precision == "float" and model.onnx_file.name == "reader.onnx"
+    assert "int8 copy unavailable" in model.note and "float model" in model.note
+    windows = model.windows("Which chatbot did OpenAI build?", ["OpenAI built Einstein GPT for Salesforce."])
+    assert model.logits(windows).start.shape[0] == 1
+    int8 = SpanModel(int8=True)
+    assert int8.precision == "int8" and int8.note is None and int8.threshold == json.loads(
+        (DEFAULT_READER_DIR / "calibration.json").read_text())["threshold"]
+
+
 def test_corroborating_articles_are_cited(pipe):
     ans = pipe.ask("What share of OpenAI does Microsoft hold?")
     assert ans.n_sources >= 2 and len({c.file for c in ans.citations}) == ans.n_sources
@@ -152,8 +165,12 @@ def test_a_question_the_articles_do_not_answer_abstains(pipe):
 def test_calibration_ships_with_the_model():
     cal = json.loads((DEFAULT_READER_DIR / "calibration.json").read_text())
     assert 0.0 < cal["threshold"] < 1.0 and set(cal["weights"]) >= {"margin"}
+    # the top level is the fit of the precision served by default (int8); the float model's own
+    # fit is kept beside it and used when int8 is off
+    assert cal["precision"] == "int8" and set(cal["other_precisions"]) == {"float"}
     model = SpanModel()
-    assert model.normalisation == "shared" and model.threshold == cal["threshold"]
+    assert model.precision == "float" and model.threshold == cal["other_precisions"]["float"]["threshold"]
+    assert model.normalisation == "shared"
     # a larger margin over "no answer" means a likelier right answer; the span's order score
     # (rank_score, without a ranker: margin + retrieval_weight x retrieval) moves with the margin
     at = lambda m: model.confidence({"margin": m, "null_min": 0.0, "rank_score": m + 2.0})  # noqa: E731
