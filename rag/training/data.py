@@ -204,3 +204,16 @@ def batches_for_epoch(groups: list[Group], batch_windows: int, seed: int, epoch:
             batches.append(cur)
     rng.shuffle(batches)
     return batches
+
+
+def schedule(groups: list[Group], batch_windows: int, seed: int, epochs: int) -> tuple[list[list[int]], list[int]]:
+    """Every step's batch for ``epochs`` epochs, one epoch's batches after another, and the step
+    at which each epoch ends. An epoch's batch count depends on its shuffle (groups are packed
+    whole), so step ``i`` of a run, resumed or not, is found here, never by dividing by the
+    first epoch's count."""
+    steps: list[list[int]] = []
+    ends: list[int] = []
+    for epoch in range(epochs):
+        steps += batches_for_epoch(groups, batch_windows, seed, epoch)
+        ends.append(len(steps))
+    return steps, ends

@@ -355,7 +355,7 @@ def _train_groups(base: Path, groups: list, opts: TrainOptions, report: TrainRep
     import torch
 
     from ..embed import cpu_has_bf16
-    from .data import batches_for_epoch
+    from .data import schedule
     from .train import load_reader_model, make_optimizer, train_step, write_model
 
     stage("train", 0, 0, "Loading the reader in use")
@@ -367,8 +367,8 @@ def _train_groups(base: Path, groups: list, opts: TrainOptions, report: TrainRep
     model = load_reader_model(base)
     model.train()
     opt = make_optimizer(model, opts.lr, opts.weight_decay)
-    per_epoch = len(batches_for_epoch(groups, opts.batch_size, opts.seed, 0))
-    plan = [per_epoch * opts.epochs]
+    steps, _ = schedule(groups, opts.batch_size, opts.seed, opts.epochs)
+    plan = [len(steps)]
     if opts.max_steps:
         plan[0] = min(plan[0], opts.max_steps)
     report.planned_steps = plan[0]
@@ -379,19 +379,17 @@ def _train_groups(base: Path, groups: list, opts: TrainOptions, report: TrainRep
     losses: list[float] = []
     step, t_start = 0, time.perf_counter()
     device = torch.device("cpu")
-    while step < plan[0]:
-        for idx in batches_for_epoch(groups, opts.batch_size, opts.seed, step // per_epoch)[step % per_epoch:]:
-            losses.append(train_step(model, opt, sched, [groups[i] for i in idx], device, bf16))
-            step += 1
-            elapsed = time.perf_counter() - t_start
-            if step == 3 or (step > 3 and step % 10 == 0):  # fit the plan to the time budget
-                fit = int(budget / (elapsed / step))
-                if fit < plan[0]:
-                    plan[0] = max(step, fit)
-            stage("train", step, plan[0], f"loss {np.mean(losses[-10:]):.3f}")
-            if step >= plan[0] or elapsed > budget:
-                plan[0] = step
-                break
+    for idx in steps:
+        losses.append(train_step(model, opt, sched, [groups[i] for i in idx], device, bf16))
+        step += 1
+        elapsed = time.perf_counter() - t_start
+        if step == 3 or (step > 3 and step % 10 == 0):  # fit the plan to the time budget
+            fit = int(budget / (elapsed / step))
+            if fit < plan[0]:
+                plan[0] = max(step, fit)
+        stage("train", step, plan[0], f"loss {np.mean(losses[-10:]):.3f}")
+        if step >= plan[0] or elapsed > budget:
+            break
     report.steps = step
     report.train_seconds = round(time.perf_counter() - t_start, 1)
     report.loss_first = round(float(np.mean(losses[:5])), 4) if losses else None

@@ -23,6 +23,7 @@ ONNX file serving loads.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import logging
 import os
@@ -37,7 +38,7 @@ from rag.embed import cpu_has_bf16, resolve_model_path
 from rag.span_model import ONNX_FILE
 from rag.evaluation.squad import load_squad, split_articles
 from rag.training.export import load_onnx_reader
-from rag.training.data import Group, batches_for_epoch, build_groups, split_news, training_sets
+from rag.training.data import Group, build_groups, schedule, split_news, training_sets
 from rag.windows import load_tokenizer, pad
 
 from rag.config import Settings
@@ -158,8 +159,8 @@ def _train(args) -> int:
     device = torch.device(args.device)
     model = load_reader_model(base).to(device)
     opt = make_optimizer(model, args.lr, args.weight_decay)
-    steps_per_epoch = len(batches_for_epoch(groups, args.batch_size, args.seed, 0))
-    total = steps_per_epoch * args.epochs
+    plan, epoch_ends = schedule(groups, args.batch_size, args.seed, args.epochs)
+    total = len(plan)
     if args.max_steps:
         total = min(total, args.max_steps)
     warm = max(1, int(args.warmup * total))
@@ -190,28 +191,25 @@ def _train(args) -> int:
     model.train()
     bar = tqdm(total=total, initial=step, desc="train reader", unit="step", dynamic_ncols=True)
     t_run = time.perf_counter() - seconds
-    while step < total:
-        epoch = step // steps_per_epoch
-        batches = batches_for_epoch(groups, args.batch_size, args.seed, epoch)
-        for idx in batches[step - epoch * steps_per_epoch :]:
-            loss = train_step(model, opt, sched, [groups[i] for i in idx], device, bf16)
-            step += 1
-            losses.append(loss)
-            seconds = time.perf_counter() - t_run
-            recent = float(np.mean(losses[-50:]))
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{recent:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
-            if step % 10 == 0:
-                log.info("step %d/%d epoch %d loss %.4f (mean of last 50: %.4f) %.1f s", step, total, epoch + 1,
-                         losses[-1], recent, seconds)
-            end_of_epoch = step % steps_per_epoch == 0
-            if step % args.save_every == 0 or end_of_epoch or step >= total:
-                save()
-                if end_of_epoch:
-                    log.info("epoch %d done at step %d, mean loss of the epoch %.4f, %.0f s",
-                             epoch + 1, step, float(np.mean(losses[-steps_per_epoch:])), seconds)
-            if step >= total:
-                break
+    for idx in plan[step:total]:
+        epoch = bisect.bisect_right(epoch_ends, step)  # 0-based epoch of this step
+        loss = train_step(model, opt, sched, [groups[i] for i in idx], device, bf16)
+        step += 1
+        losses.append(loss)
+        seconds = time.perf_counter() - t_run
+        recent = float(np.mean(losses[-50:]))
+        bar.update(1)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{recent:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+        if step % 10 == 0:
+            log.info("step %d/%d epoch %d loss %.4f (mean of last 50: %.4f) %.1f s", step, total, epoch + 1,
+                     losses[-1], recent, seconds)
+        end_of_epoch = step in epoch_ends
+        if step % args.save_every == 0 or end_of_epoch or step >= total:
+            save()
+            if end_of_epoch:
+                start = epoch_ends[epoch - 1] if epoch else 0
+                log.info("epoch %d done at step %d, mean loss of the epoch %.4f, %.0f s",
+                         epoch + 1, step, float(np.mean(losses[start - step:])), seconds)
     bar.close()
     write_model(model.cpu(), tokenizer_dir=base, out=args.out, meta={
         "normalisation": "shared", "base_model": args.model, "steps": step, "epochs": args.epochs, "device": args.device,
