@@ -11,8 +11,10 @@ One run, under the readers folder's lock (``rag.readers``):
    marks alone and says so;
 3. the reader in use (shipped: read back from its ONNX file) trains on the CPU, seeded, for at
    most ``--minutes`` of steps (the step count shrinks to fit the budget after the first steps);
-4. the new reader is exported to ONNX (fp16 storage), with the base reader's calibration.json
-   (the confidence fit of the reader it continues: close after a short run; the card says so);
+4. the new reader is exported to ONNX (fp16 storage), with the base reader's calibration.json,
+   its bias moved so that the new reader abstains on as many of the eval set's questions as
+   the base did (``match_abstention``: training on marks, "no answer" ones most of all, moves
+   every confidence, and the copied fit alone then refused more of every kind of question);
 5. both readers answer the held-out marks (over the live index) and the eval set
    ``train_eval_qa`` (over ``train_eval_articles``); "right" is the eval's contains-answer for
    an answerable question and an abstention for an unanswerable one;
@@ -105,6 +107,7 @@ class TrainReport:
     eval: dict = field(default_factory=dict)
     eval_set: str = ""
     tolerance: float = 0.0
+    bias_shift: float | None = None  # the confidence logit's shift that kept the base's abstention share
     command: str = ""
 
     def to_dict(self) -> dict:
@@ -129,10 +132,48 @@ def decide(heldout: Figures, evalset: Figures, tolerance: float) -> tuple[bool, 
 
 def count_right(pipe, items) -> int:
     """Questions answered right: the eval's contains-answer when answerable, an abstention when not."""
+    return sum(r.answer_correct if r.item.answerable else r.abstained for r in _ask(pipe, items))
+
+
+def _ask(pipe, items):
     from ..evaluation.run import ask_all
 
-    results = ask_all(pipe, items, k=pipe.settings.top_k) if items else []
-    return sum(r.answer_correct if r.item.answerable else r.abstained for r in results)
+    return ask_all(pipe, items, k=pipe.settings.top_k) if items else []
+
+
+MAX_SHIFT = 3.0  # the largest bias shift (in logits) match_abstention applies
+
+
+def match_abstention(base_abstained: int, confidences: list[float], threshold: float) -> float:
+    """The shift of the confidence's logit that makes a new reader abstain on as many of the same
+    questions as the reader it continues did (``base_abstained``): its confidences there are
+    ``confidences`` (0 where it found no span), and it abstains below ``threshold``. Training on
+    marks ("no answer in the articles" ones most of all) moves every confidence, not only the
+    marked questions'; the calibration copied from the base would then refuse more of every
+    kind of question. Only the share is matched (no answer is read), within +-``MAX_SHIFT``."""
+    n = len(confidences)
+    if not n:
+        return 0.0
+    eps = 1e-6
+    z = sorted(float(np.log(max(c, eps) / max(1 - c, eps))) for c in confidences)
+    t = float(np.log(threshold / (1 - threshold))) if 0 < threshold < 1 else 0.0
+    k = min(max(base_abstained, 0), n)
+    # exactly the k lowest abstain (z + delta < t) for delta in [t - z[k], t - z[k-1]): the one
+    # nearest 0, so a new reader that already abstains as often keeps its calibration as it is
+    low = t - z[k] if k < n else -np.inf
+    high = t - z[k - 1] if k > 0 else np.inf
+    step = 1e-3 * min(1.0, (high - low) / 2) if np.isfinite(high - low) else 1e-3
+    delta = 0.0 if low <= 0.0 < high else (low + step if low > 0 else high - step)
+    return float(np.clip(delta, -MAX_SHIFT, MAX_SHIFT))
+
+
+def shift_calibration(cal: dict, delta: float) -> dict:
+    """``calibration.json`` with every fit's bias moved by ``delta`` (the logit of each confidence)."""
+    out = {**cal, "bias": float(cal.get("bias", 0.0)) + delta, "bias_shift": round(delta, 4)}
+    others = cal.get("other_precisions") or {}
+    if others:
+        out["other_precisions"] = {k: {**v, "bias": float(v.get("bias", 0.0)) + delta} for k, v in others.items()}
+    return out
 
 
 def _items(examples: list[MarkExample]):
@@ -249,7 +290,8 @@ def _run(pipe, opts: TrainOptions, report: TrainReport, name: str, work: Path, s
     stage("before", 0, 2, "Scoring the reader in use")
     held = Figures(len(held_items), count_right(pipe.with_reader(active.path), held_items))
     stage("before", 1, 2, "Scoring the reader in use")
-    evals = Figures(len(eval_items), count_right(eval_pipe, eval_items))
+    before = _ask(eval_pipe, eval_items)
+    evals = Figures(len(eval_items), sum(r.answer_correct if r.item.answerable else r.abstained for r in before))
     report.eval_set, report.tolerance = str(s.train_eval_qa), s.train_eval_tolerance
 
     out = work / "reader"
@@ -258,14 +300,23 @@ def _run(pipe, opts: TrainOptions, report: TrainReport, name: str, work: Path, s
     _export(work / "torch", out)
     shutil.rmtree(work / "torch", ignore_errors=True)
     if (active.path / CALIBRATION_FILE).is_file():
+        # the base's confidence fit, its bias moved so that the new reader abstains on as many of
+        # the eval set's questions as the base did (match_abstention)
+        stage("after", 0, 3, "Matching the new reader's abstention")
         shutil.copyfile(active.path / CALIBRATION_FILE, out / CALIBRATION_FILE)
+        fresh = _ask(eval_pipe.with_reader(out), eval_items)
+        delta = match_abstention(sum(r.abstained for r in before), [r.confidence for r in fresh],
+                                 eval_pipe.abstain_threshold)
+        cal = shift_calibration(_json(out / CALIBRATION_FILE), delta)
+        (out / CALIBRATION_FILE).write_text(json.dumps(cal, indent=2) + "\n")
+        report.bias_shift = round(delta, 4)
     base_training = _json(active.path / TRAINING_FILE)
     (out / TRAINING_FILE).write_text(json.dumps({**meta, "normalisation": base_training.get("normalisation", "shared"),
                                                  "base_training": base_training}, indent=2) + "\n")
 
-    stage("after", 0, 2, "Scoring the new reader")
+    stage("after", 1, 3, "Scoring the new reader")
     held.right_after = count_right(pipe.with_reader(out), held_items)
-    stage("after", 1, 2, "Scoring the new reader")
+    stage("after", 2, 3, "Scoring the new reader")
     evals.right_after = count_right(eval_pipe.with_reader(out), eval_items)
     report.heldout = {"n": held.n, "right_before": held.right_before, "right_after": held.right_after,
                       "before": round(held.before, 4), "after": round(held.after, 4)}
@@ -278,8 +329,8 @@ def _run(pipe, opts: TrainOptions, report: TrainReport, name: str, work: Path, s
         return
     report.version = name
     card = {"name": name, "base": base, "shipped_sha256": _shipped_sha(pipe, active), **report.to_dict(),
-            "calibration": f"calibration.json copied from {report.base} (not refit: the confidence of a short "
-                           "continued run stays close)"}
+            "calibration": f"calibration.json of {report.base} with its bias moved by {report.bias_shift} so that "
+                           "the new reader abstains on as many eval-set questions as the base did"}
     (out / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     (out / "README.md").write_text(model_card(card))
     pipe.readers.publish(out, name, base)

@@ -151,7 +151,12 @@ def test_smoke_run_keeps_a_version_and_rolls_back(learn_pipe):
         assert (vdir / f).is_file(), f
     assert json.loads((vdir / "training.json").read_text())["normalisation"] == "shared"
     card = json.loads((vdir / "card.json").read_text())
-    assert card["base"] == SHIPPED and card["heldout"] == report.heldout and "copied" in card["calibration"]
+    assert card["base"] == SHIPPED and card["heldout"] == report.heldout and "bias moved" in card["calibration"]
+    shipped_cal = json.loads((learn_pipe.readers.shipped / "calibration.json").read_text())
+    version_cal = json.loads((vdir / "calibration.json").read_text())
+    assert report.bias_shift is not None and version_cal["bias_shift"] == report.bias_shift
+    assert version_cal["bias"] == pytest.approx(shipped_cal["bias"] + report.bias_shift, abs=1e-3)
+    assert version_cal["threshold"] == shipped_cal["threshold"]
     assert "held-out marks right" in (vdir / "README.md").read_text()
     assert learn_pipe.reader_name() == report.version  # the next question uses it
     assert learn_pipe.ask(recs[0]["question"]).question
