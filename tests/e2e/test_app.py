@@ -104,9 +104,11 @@ def test_start_shows_index_and_settings(app):
     assert app.sidebar.slider(key="top_k").value == s.top_k
     from rag.span_model import SpanModel
 
-    # unset, the threshold is the one calibrated with the reader
-    assert s.abstain_threshold is None
-    assert app.sidebar.slider(key="threshold").value == pytest.approx(SpanModel(s.reader_dir).threshold)
+    # unset, the threshold is the one calibrated with the reader at the precision it is served
+    assert s.abstain_threshold is None and s.reader_int8
+    served = SpanModel(s.reader_dir, int8=s.reader_int8, cache_dir=s.cache_dir)
+    assert served.precision == "int8"
+    assert app.sidebar.slider(key="threshold").value == pytest.approx(served.threshold)
     assert app.sidebar.selectbox(key="mode").value == s.retrieval_mode
     assert app.sidebar.selectbox(key="mode").options == ["Hybrid (meaning + keywords)", "Dense (meaning only)",
                                                          "BM25 (keywords only)"]
