@@ -394,11 +394,11 @@ def main(argv: list[str] | None = None) -> int:
         report["weights"].append({"weight": wgt, "sets": figs})
         print(f"   weight {wgt:4.1f}: " + "  ".join(
             f"{n} F1 {f['f1_never']:.3f} cont {f['contains_never']:.3f} sq2F1 {f['best']['squad2_f1']:.3f}" for n, f in figs.items()))
-    sets = rows_by_w.get(settings.retrieval_weight) or next(iter(rows_by_w.values()))
+    rw = settings.retrieval_weight if settings.retrieval_weight in rows_by_w else next(iter(rows_by_w))
+    sets = rows_by_w[rw]  # the rows read with the served weight (else the first measured)
 
     ranker_spec = None
     if not args.no_ranker:
-        rw = settings.retrieval_weight
         print("\n2. span ranker, 2-fold x 5 cross-validation (never abstaining; model order -> ranker):")
         report["ranker_cv"], gain, best_l2 = {}, -1.0, None
         for l2 in RANKER_L2:
