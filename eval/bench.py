@@ -503,15 +503,13 @@ def bench_corpus(runner: Runner, corpus: str, articles: Path, qa: Path, tmp: Pat
             if index_dir is None:
                 continue
             prof = REPORTS / f"profile-ask-{corpus}-{key}.txt"
-            r = runner.run("serve", {"index_dir": str(index_dir), "backend": backend, "precision": prec,
-                                     "questions": str(qa), "mem_asks": 50, "passes": 1 if small else 2,
-                                     "profile": str(prof) if key == "onnx-fp32" else None},
-                           f"{corpus}: serving with {key} (load + 50 asks, then warm latency)")
-            res["serve"][key] = r
+            serve = {"index_dir": str(index_dir), "backend": backend, "precision": prec, "questions": str(qa),
+                     "mem_asks": 50, "passes": 1 if small else 2}
+            res["serve"][key] = runner.run("serve", {**serve, "profile": str(prof) if key == "onnx-fp32" else None},
+                                           f"{corpus}: serving with {key} (load + 50 asks, then warm latency)")
             if key == "onnx-fp32":  # the baseline of the int8 reader copy: the float reader, same run
                 res["serve"][f"{key} reader-float"] = runner.run(
-                    "serve", {"index_dir": str(index_dir), "backend": backend, "precision": prec,
-                              "questions": str(qa), "mem_asks": 50, "passes": 1 if small else 2, "reader_int8": False},
+                    "serve", {**serve, "reader_int8": False},
                     f"{corpus}: serving with {key} and the float reader (reader_int8 off)")
         target = 60.0  # ms, warm, 2 cores, with the span model (issue 13)
         t = Table(title=f"3. Answer latency, warm process: {corpus} ({qa.name}; target ask p50 <= {target:.0f} ms)")

@@ -56,11 +56,9 @@ def news_dev_questions():
 
 
 def nearest(text: str, words: str, start: int) -> int:
-    found, i = [], text.find(words)
-    while i >= 0:
-        found.append(i)
-        i = text.find(words, i + 1)
-    return min(found, key=lambda j: abs(j - start)) if found else -1
+    from rag.training.marks import _occurrences
+
+    return min(_occurrences(text, words), key=lambda j: abs(j - start), default=-1)
 
 
 def mark_wrong_answers(pipe, n: int, seed: int) -> dict:

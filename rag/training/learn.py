@@ -132,7 +132,11 @@ def decide(heldout: Figures, evalset: Figures, tolerance: float) -> tuple[bool, 
 
 def count_right(pipe, items) -> int:
     """Questions answered right: the eval's contains-answer when answerable, an abstention when not."""
-    return sum(r.answer_correct if r.item.answerable else r.abstained for r in _ask(pipe, items))
+    return _right(_ask(pipe, items))
+
+
+def _right(results) -> int:
+    return sum(r.answer_correct if r.item.answerable else r.abstained for r in results)
 
 
 def _ask(pipe, items):
@@ -291,7 +295,7 @@ def _run(pipe, opts: TrainOptions, report: TrainReport, name: str, work: Path, s
     held = Figures(len(held_items), count_right(pipe.with_reader(active.path), held_items))
     stage("before", 1, 2, "Scoring the reader in use")
     before = _ask(eval_pipe, eval_items)
-    evals = Figures(len(eval_items), sum(r.answer_correct if r.item.answerable else r.abstained for r in before))
+    evals = Figures(len(eval_items), _right(before))
     report.eval_set, report.tolerance = str(s.train_eval_qa), s.train_eval_tolerance
 
     out = work / "reader"

@@ -480,6 +480,17 @@ def last_turn_id(at: AppTest) -> int:
     return at.session_state["turns"][-1]["id"]
 
 
+def review_page(monkeypatch, index_dir: Path, feedback_file: Path) -> AppTest:
+    """The Feedback review page over the seeds index and ``feedback_file``, run once."""
+    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
+    monkeypatch.setenv("RAG_ARTICLES_DIR", str(ROOT / "seeds"))
+    monkeypatch.setenv("RAG_FEEDBACK_FILE", str(feedback_file))
+    at = AppTest.from_file(str(ROOT / "ui" / "pages" / "1_Feedback_review.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_feedback_review_page_filters_deletes_and_runs_the_eval(monkeypatch, built_index, tmp_path):
     from rag.config import Settings
     from rag.pipeline import Pipeline
@@ -489,12 +500,7 @@ def test_feedback_review_page_filters_deletes_and_runs_the_eval(monkeypatch, bui
     pipe.feedback(pipe.ask("Which chatbot did OpenAI build for Salesforce?"), "correct")
     pipe.feedback(pipe.ask("How much revenue did OpenAI make in 2022?"), "wrong", typed="$35 million")
     pipe.feedback(pipe.ask("Who won the 1998 football World Cup?"), "no_answer")
-    monkeypatch.setenv("RAG_INDEX_DIR", str(built_index))
-    monkeypatch.setenv("RAG_ARTICLES_DIR", str(ROOT / "seeds"))
-    monkeypatch.setenv("RAG_FEEDBACK_FILE", str(fb))
-    at = AppTest.from_file(str(ROOT / "ui" / "pages" / "1_Feedback_review.py"), default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
+    at = review_page(monkeypatch, built_index, fb)
     assert "3 of 3 marks" in at.caption[1].value
     at.radio(key="filter").set_value("wrong").run()
     assert "1 of 3 marks" in at.caption[1].value
@@ -517,12 +523,7 @@ def test_feedback_review_page_renders_no_user_markup(monkeypatch, built_index, t
     fb.write_text(json.dumps({"id": "f1", "question": question, "answers": ["<b>gold</b>"], "sources": [],
                               "type": "factoid", "feedback": {"verdict": "wrong", "system_answer": beacon,
                                                               "date": "2024-01-01"}}) + "\n")
-    monkeypatch.setenv("RAG_INDEX_DIR", str(built_index))
-    monkeypatch.setenv("RAG_ARTICLES_DIR", str(ROOT / "seeds"))
-    monkeypatch.setenv("RAG_FEEDBACK_FILE", str(fb))
-    at = AppTest.from_file(str(ROOT / "ui" / "pages" / "1_Feedback_review.py"), default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
+    at = review_page(monkeypatch, built_index, fb)
     texts = [t.value for t in at.text]
     assert question in texts and any(beacon in t and "<b>gold</b>" in t for t in texts)
     for el in [*at.markdown, *at.caption, *at.error, *at.info]:
