@@ -256,7 +256,7 @@ class Reader:
         return head + tail
 
     def _spans(self, question: str, passages: list[_Passage], top_score: float):
-        """Candidates of every window over ``passages`` (one model call), the windows' no-answer
+        """Candidates of every window over ``passages`` (``SpanModel.logits``), the windows' no-answer
         scores, the number of windows and the timings."""
         t0 = time.perf_counter()
         texts = [self.data.articles[p.hit.chunk.article_id].text[p.start : p.end] for p in passages]

@@ -144,15 +144,25 @@ class SpanModel:
         return make_windows(self.tokenizer, question, passages)
 
     def logits(self, windows: list[Window]) -> Logits:
-        """Start and end logits of every window, in one onnxruntime call (padded batch)."""
+        """Start and end logits of every window ((windows, longest window); -1e4 past a window's
+        end). The windows run in groups of about equal length (:func:`length_groups`), one
+        onnxruntime call each: a padded batch of windows of different lengths took 63 ms where
+        the same windows one group at a time took 43 (int8 copy, 2 cores, 80 news questions of
+        3 windows), and with the int8 copy a window's scores no longer depend on what else is
+        read (its activations are quantized over its own tokens, not over a padded batch)."""
         if not windows:
             return Logits(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
-        inputs = pad(windows)
-        feed = {k: v for k, v in inputs.items() if k in self._inputs}
-        start, end = self.session.run(["start_logits", "end_logits"], feed)
-        mask = inputs["attention_mask"] == 0
-        start = np.where(mask, -1e4, start.astype(np.float32))
-        end = np.where(mask, -1e4, end.astype(np.float32))
+        n = max(len(w) for w in windows)
+        start = np.full((len(windows), n), -1e4, dtype=np.float32)
+        end = np.full((len(windows), n), -1e4, dtype=np.float32)
+        for group in length_groups([len(w) for w in windows]):
+            inputs = pad([windows[i] for i in group])
+            feed = {k: v for k, v in inputs.items() if k in self._inputs}
+            s, e = self.session.run(["start_logits", "end_logits"], feed)
+            for row, i in enumerate(group):
+                k = len(windows[i])
+                start[i, :k] = s[row, :k]
+                end[i, :k] = e[row, :k]
         return Logits(start, end)
 
     def confidence(self, features: dict[str, float]) -> float:
@@ -162,6 +172,22 @@ class SpanModel:
         weights = self.calibration.get("weights") or {"margin": 1.0}
         z = self.calibration.get("bias", 0.0) + sum(w * features.get(k, 0.0) for k, w in weights.items())
         return float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+
+
+def length_groups(lengths: list[int], waste: float = 0.05) -> list[list[int]]:
+    """Indices of windows to run together: by length, a window joins the group before it while
+    padding the group to its longest window costs at most ``waste`` more tokens than the group
+    holds (windows of one long passage, all full, run as one batch; the rest mostly alone)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups:
+            g = groups[-1]
+            if lengths[i] * (len(g) + 1) <= (1 + waste) * (sum(lengths[j] for j in g) + lengths[i]):
+                g.append(i)
+                continue
+        groups.append([i])
+    return groups
 
 
 def abstain_threshold(settings: Settings) -> float:

@@ -151,6 +151,25 @@ def test_without_an_int8_copy_the_float_model_serves_and_says_why(tmp_path):
         (DEFAULT_READER_DIR / "calibration.json").read_text())["threshold"]
 
 
+def test_windows_of_different_lengths_score_as_each_would_alone():
+    """The windows read together run in groups of equal length: no window's scores depend on the
+    others read with it (the int8 copy quantizes a batch's activations together)."""
+    model = SpanModel(int8=True)
+    q = "How much did Microsoft invest in OpenAI?"
+    passages = ["Microsoft invested $10 billion in OpenAI in January.",
+                "OpenAI, the maker of ChatGPT, said on Monday that Microsoft would invest another $10 billion "
+                "in the company over several years, extending a partnership that began in 2019.",
+                "Shares rose."]
+    windows = model.windows(q, passages)
+    together = model.logits(windows)
+    assert together.start.shape == (3, max(len(w) for w in windows))
+    for i, w in enumerate(windows):
+        alone = model.logits([w])
+        assert np.array_equal(together.start[i, : len(w)], alone.start[0])
+        assert np.array_equal(together.end[i, : len(w)], alone.end[0])
+        assert (together.start[i, len(w):] == -1e4).all() and (together.end[i, len(w):] == -1e4).all()
+
+
 def test_corroborating_articles_are_cited(pipe):
     ans = pipe.ask("What share of OpenAI does Microsoft hold?")
     assert ans.n_sources >= 2 and len({c.file for c in ans.citations}) == ans.n_sources
