@@ -480,6 +480,9 @@ def train(
             out.print(f"  note: {n}", highlight=False)
         out.print(f"Held-out marks right: {h['right_before']} -> {h['right_after']} of {h['n']}; eval set "
                   f"{report.eval_set}: {e['before']:.1%} -> {e['after']:.1%} of {e['n']}.", highlight=False)
+        for c in h.get("changed") or []:
+            said = ["no answer" if x is None else f"“{x[:40]}”" for x in (c["before"], c["after"])]
+            out.print(f"  {c['change']}: “{c['question'][:70]}” ({said[0]} -> {said[1]})", highlight=False)
         out.print(("[green]" if report.kept else "[yellow]") + report.reason[0].upper() + report.reason[1:],
                   highlight=False)
 

@@ -272,10 +272,11 @@ def training_progress() -> None:
         st.progress(min(1.0, done / total) if total else 0.0, text=render.md_escape(text))
     elif status.get("state") == "running":  # its process is gone without a word: killed
         st.warning("The last training run stopped before it finished; the reader in use is unchanged.")
-    elif status.get("state") == "kept":
-        st.success(render.md_escape(status.get("message", "")))
-    elif status.get("state") == "refused":
-        st.info(render.md_escape(status.get("message", "")))
+    elif status.get("state") in ("kept", "refused"):
+        (st.success if status["state"] == "kept" else st.info)(render.md_escape(status.get("message", "")))
+        for c in status.get("changed") or []:  # the held-out marks it fixed or broke
+            said = ["no answer" if x is None else f"“{x}”" for x in (c.get("before"), c.get("after"))]
+            st.caption(render.md_escape(f"{c.get('change')}: “{c.get('question')}” ({said[0]} → {said[1]})"))
     elif status.get("state") == "failed" and status.get("message"):
         st.error(render.md_escape(status["message"]))
 

@@ -136,7 +136,22 @@ def count_right(pipe, items) -> int:
 
 
 def _right(results) -> int:
-    return sum(r.answer_correct if r.item.answerable else r.abstained for r in results)
+    return sum(_is_right(r) for r in results)
+
+
+def _is_right(r) -> bool:
+    return r.answer_correct if r.item.answerable else r.abstained
+
+
+def changed_marks(before, after) -> list[dict]:
+    """The held-out marks the new reader gets right that the old one got wrong ("fixed") and the
+    reverse ("broken"), with both readers' answers (None: it abstained), in the marks' order."""
+    out = []
+    for b, a in zip(before, after, strict=True):
+        if _is_right(b) != _is_right(a):
+            out.append({"question": b.item.question, "change": "fixed" if _is_right(a) else "broken",
+                        "before": None if b.abstained else b.answer, "after": None if a.abstained else a.answer})
+    return out
 
 
 def _ask(pipe, items):
@@ -220,7 +235,7 @@ def train_reader(pipe, opts: TrainOptions | None = None, progress: Progress | No
         store.write_run(name, report.to_dict())
         store.write_status({"state": "kept" if report.kept else "refused", "pid": os.getpid(),
                             "message": report.reason, "started": started, "finished": time.time(),
-                            "version": report.version})
+                            "version": report.version, "changed": (report.heldout or {}).get("changed") or []})
         return report
 
 
@@ -292,7 +307,8 @@ def _run(pipe, opts: TrainOptions, report: TrainReport, name: str, work: Path, s
     eval_items = _eval_items(s.train_eval_qa)
     held_items = _items(heldout)
     stage("before", 0, 2, "Scoring the reader in use")
-    held = Figures(len(held_items), count_right(pipe.with_reader(active.path), held_items))
+    held_before = _ask(pipe.with_reader(active.path), held_items)
+    held = Figures(len(held_items), _right(held_before))
     stage("before", 1, 2, "Scoring the reader in use")
     before = _ask(eval_pipe, eval_items)
     evals = Figures(len(eval_items), _right(before))
@@ -319,11 +335,13 @@ def _run(pipe, opts: TrainOptions, report: TrainReport, name: str, work: Path, s
                                                  "base_training": base_training}, indent=2) + "\n")
 
     stage("after", 1, 3, "Scoring the new reader")
-    held.right_after = count_right(pipe.with_reader(out), held_items)
+    held_after = _ask(pipe.with_reader(out), held_items)
+    held.right_after = _right(held_after)
     stage("after", 2, 3, "Scoring the new reader")
     evals.right_after = count_right(eval_pipe.with_reader(out), eval_items)
     report.heldout = {"n": held.n, "right_before": held.right_before, "right_after": held.right_after,
-                      "before": round(held.before, 4), "after": round(held.after, 4)}
+                      "before": round(held.before, 4), "after": round(held.after, 4),
+                      "changed": changed_marks(held_before, held_after)}
     report.eval = {"n": evals.n, "right_before": evals.right_before, "right_after": evals.right_after,
                    "before": round(evals.before, 4), "after": round(evals.after, 4)}
     report.kept, report.reason = decide(held, evals, s.train_eval_tolerance)
@@ -465,6 +483,10 @@ def _export(src: Path, out: Path) -> None:
         export(src, out, "fp16")
 
 
+def _said(answer: str | None) -> str:
+    return "no answer" if answer is None else f'"{answer}"'
+
+
 def model_card(card: dict) -> str:
     h, e = card.get("heldout") or {}, card.get("eval") or {}
     lines = [
@@ -479,6 +501,8 @@ def model_card(card: dict) -> str:
         f"groups, {card.get('windows')} windows, {card.get('train_seconds')} s; loss {card.get('loss_first')} -> "
         f"{card.get('loss_last')}",
         f"- held-out marks right: {h.get('right_before')} -> {h.get('right_after')} of {h.get('n')}",
+        *[f"  - {c['change']}: {c['question']} ({_said(c['before'])} -> {_said(c['after'])})"
+          for c in h.get("changed") or []],
         f"- eval set `{card.get('eval_set')}` right: {e.get('before', 0):.1%} -> {e.get('after', 0):.1%} of "
         f"{e.get('n')} (tolerance {card.get('tolerance', 0):.1%})",
         f"- {card.get('calibration')}",

@@ -142,6 +142,7 @@ def test_smoke_run_keeps_a_version_and_rolls_back(learn_pipe):
     assert report.heldout_marks == sum(is_heldout(r["id"], 0.4) for r in recs) > 0
     assert report.heldout["n"] == report.heldout_marks and report.eval["n"] == 4
     assert report.heldout["right_after"] == report.heldout["right_before"]
+    assert report.heldout["changed"] == []  # the same weights: no held-out mark fixed or broken
     assert report.kept, report.reason
     assert {"marks", "before", "train", "export", "after"} <= set(seen)
     store = learn_pipe.readers
