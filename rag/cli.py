@@ -487,7 +487,7 @@ def train(
                   highlight=False)
 
 
-reader_app = typer.Typer(no_args_is_help=True, help="Reader versions trained by rag train: list, roll back.")
+reader_app = typer.Typer(no_args_is_help=True, help="Reader versions trained by rag train: list, roll back, remove.")
 app.add_typer(reader_app, name="reader")
 
 
@@ -527,6 +527,30 @@ def reader_rollback(as_json: bool = typer.Option(False, "--json")):
             print(json.dumps({"from": old, "to": new}))
             return
         out.print(f"Rolled back: the reader in use is now {new} (was {old}).", highlight=False)
+
+
+@reader_app.command("remove")
+def reader_remove(names: list[str] = typer.Argument(..., help="Versions to remove (rag reader list names them)."),
+                  as_json: bool = typer.Option(False, "--json")):
+    """Delete trained reader versions and their int8 copies (never the shipped reader or the one in use)."""
+    from .readers import ReaderStore
+
+    with _friendly_errors():
+        s = _settings()
+        store = ReaderStore(s.readers_dir, s.reader_dir)
+        for n in names:  # every name checked before any is removed
+            store.check_removable(n)
+        done = []
+        for n in dict.fromkeys(names):
+            done.append(r := store.remove(n, s.cache_dir))
+            if as_json:
+                continue
+            out.print(f"Removed reader version {r['name']} ({r['freed_bytes'] / 2**20:.0f} MB freed).", highlight=False)
+            if r["orphans"]:
+                out.print(f"  trained from it: {', '.join(r['orphans'])} (their rollback now goes to the shipped reader)",
+                          highlight=False)
+        if as_json:
+            print(json.dumps({"removed": done}))
 
 
 def main() -> None:  # pragma: no cover

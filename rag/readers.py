@@ -9,6 +9,8 @@ Layout of the ``readers_dir`` setting (a user folder, never the repository)::
                            card.json and README.md (the model card: counts, command, figures)
       runs/<name>.json     every training run's record, kept or refused, with the reason
       .train-<name>/       a run in progress; a killed run's folder is removed by the next run
+      .removed-<name>/     a version being removed (``rag reader remove``); left by a killed removal,
+                           removed by the next run
       train.lock           one training run at a time (its holder in train.lock.json)
       train-status.json    the running (or last) run's stage and progress, for the chat's button
 
@@ -30,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import RagError, TrainLockedError
-from .span_model import ONNX_FILE
+from .span_model import ONNX_FILE, int8_copy_path
 
 SHIPPED = "shipped"
 CARD = "card.json"
@@ -163,6 +165,47 @@ class ReaderStore:
         os.replace(built, self.version_dir(name))
         self.switch(name)
 
+    def check_removable(self, name: str) -> Path:
+        """Raise the reason ``name`` cannot be removed (``remove`` checks again under the lock)."""
+        root = self._need_root()
+        if name == SHIPPED:
+            raise RagError("The shipped reader cannot be removed: it is the reader a fresh install uses.")
+        if not name or "/" in name or name.startswith(".") or not self.version_dir(name).is_dir():
+            raise RagError(f"No reader version {name} in {root / 'versions'} (rag reader list names them).")
+        if self.current_name() == name:
+            raise RagError(f"Reader version {name} is in use: roll back (rag reader rollback) or switch first.")
+        return root
+
+    def remove(self, name: str, cache_dir: Path | None = None) -> dict:
+        """Delete version ``name`` and its cached int8 copy (in ``cache_dir``; kept while another
+        version has the same weights). Never the shipped reader or the version in use, and not
+        while a training run holds the lock (it may be continuing that version). Versions trained
+        from it roll back to the shipped reader afterwards. Returns the name, the bytes freed and
+        those versions."""
+        root = self.check_removable(name)
+        vdir = self.version_dir(name)
+        in_use = f"Reader version {name} is in use: roll back (rag reader rollback) or switch first."
+        with self.lock():
+            if self.current_name() == name:
+                raise RagError(in_use)
+            onnx = vdir / ONNX_FILE
+            sha = file_sha256(onnx) if onnx.is_file() else None
+            copy = int8_copy_path(onnx, cache_dir) if sha and cache_dir is not None else None
+            trash = root / f".removed-{name}"
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(vdir, trash)  # gone from versions/ in one step: never half a version
+            if self.current_name() == name:  # switched to in the meantime (a switch takes no lock)
+                os.replace(trash, vdir)
+                raise RagError(in_use)
+            freed = sum(p.stat().st_size for p in trash.rglob("*") if p.is_file())
+            shutil.rmtree(trash)
+            others = [self.shipped / ONNX_FILE] + [self.version_dir(v["name"]) / ONNX_FILE for v in self.versions()]
+            if copy is not None and copy.is_file() and not any(p.is_file() and file_sha256(p) == sha for p in others):
+                freed += copy.stat().st_size
+                copy.unlink()
+        children = [v["name"] for v in self.versions() if v.get("base") == name]
+        return {"name": name, "freed_bytes": freed, "orphans": children}
+
     # -- runs -------------------------------------------------------------------------
     def lock(self) -> "TrainLock":
         return TrainLock(self._need_root())
@@ -171,7 +214,7 @@ class ReaderStore:
         """Folders of killed runs (call under the lock)."""
         removed = []
         if self.root is not None and self.root.is_dir():
-            for p in self.root.glob(".train-*"):
+            for p in [*self.root.glob(".train-*"), *self.root.glob(".removed-*")]:
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p.name)
         return removed

@@ -234,24 +234,30 @@ def best_spans(
 _INT8_LOCK = threading.Lock()  # one quantization at a time in a process (a file lock across processes)
 
 
-def int8_copy(path: Path, cache_dir: Path) -> Path:
-    """The int8 copy of the reader ONNX file ``path``: made on first use (a few seconds), then
-    read from ``cache_dir/onnx/reader-<key>.onnx``, the key hashing the file, the recipe and the
-    onnxruntime version. Made under a thread lock and a file lock, in a temporary folder beside
-    the target and renamed into place, so threads and processes that start together make it
-    once and never read half a file."""
+def int8_copy_path(path: Path, cache_dir: Path) -> Path:
+    """Where the int8 copy of the reader ONNX file ``path`` is cached (made or not)."""
     import onnxruntime
-    from filelock import FileLock
 
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     h.update(f"{INT8_RECIPE}:{INT8_KEEP_FLOAT}:{onnxruntime.__version__}".encode())
-    folder = Path(cache_dir) / "onnx"
-    target = folder / f"reader-{h.hexdigest()[:16]}-{INT8_RECIPE}.onnx"
+    return Path(cache_dir) / "onnx" / f"reader-{h.hexdigest()[:16]}-{INT8_RECIPE}.onnx"
+
+
+def int8_copy(path: Path, cache_dir: Path) -> Path:
+    """The int8 copy of the reader ONNX file ``path``: made on first use (a few seconds), then
+    read from ``cache_dir/onnx/reader-<key>.onnx``, the key hashing the file, the recipe and the
+    onnxruntime version. Made under a thread lock and a file lock, in a temporary folder beside
+    the target and renamed into place, so threads and processes that start together make it
+    once and never read half a file."""
+    from filelock import FileLock
+
+    target = int8_copy_path(path, cache_dir)
     if target.is_file():
         return target
+    folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
     with _INT8_LOCK, FileLock(str(folder / ".reader-int8.lock"), timeout=600):
         if not target.is_file():

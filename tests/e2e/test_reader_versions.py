@@ -13,7 +13,7 @@ import pytest
 
 from rag.errors import RagError, TrainLockedError
 from rag.readers import CARD, SHIPPED, ReaderStore, file_sha256
-from rag.span_model import DEFAULT_READER_DIR, ONNX_FILE
+from rag.span_model import DEFAULT_READER_DIR, ONNX_FILE, int8_copy_path
 
 from ..conftest import SEEDS, make_settings
 
@@ -120,3 +120,72 @@ def test_one_training_run_at_a_time(tmp_path):
             with store.lock():
                 pass
     assert not store.running()
+
+
+def _distinct(vdir: Path) -> Path:
+    """Make a version's weights file differ from the shipped one (its own int8 copy key)."""
+    with open(vdir / ONNX_FILE, "ab") as f:
+        f.write(b"\0")
+    return vdir
+
+
+def test_remove_deletes_a_version_and_its_int8_copy(tmp_path):
+    store = ReaderStore(tmp_path / "readers", DEFAULT_READER_DIR)
+    cache = tmp_path / "cache"
+    v1 = _distinct(fake_version(store, "v1", threshold=0.5))
+    fake_version(store, "v2", threshold=0.6, base="v1")
+    copy = int8_copy_path(v1 / ONNX_FILE, cache)
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"x" * 1000)  # stands for the cached int8 copy of v1's weights
+    shipped_copy = int8_copy_path(DEFAULT_READER_DIR / ONNX_FILE, cache)
+    shipped_copy.write_bytes(b"y")
+    size = sum(p.stat().st_size for p in v1.rglob("*") if p.is_file())
+    store.switch("v2")
+    done = store.remove("v1", cache)
+    assert done == {"name": "v1", "freed_bytes": size + 1000, "orphans": ["v2"]}
+    assert not v1.exists() and not copy.exists() and shipped_copy.exists()
+    assert [v["name"] for v in store.versions()] == ["v2"]
+    assert not list(store.root.glob(".removed-*"))
+    assert store.rollback() == ("v2", SHIPPED)  # its base is gone: back to the shipped reader
+    # a version with the shipped weights: its copy is the shipped reader's, kept
+    done = store.remove("v2", cache)
+    assert done["orphans"] == [] and shipped_copy.exists() and store.versions() == []
+
+
+def test_remove_refuses_and_loses_nothing(tmp_path):
+    store = ReaderStore(tmp_path / "readers", DEFAULT_READER_DIR)
+    v1 = fake_version(store, "v1", threshold=0.5)
+    store.switch("v1")
+    for name, why in [("v1", "is in use"), (SHIPPED, "shipped reader cannot be removed"), ("nope", "No reader version nope"),
+                      ("../readers", "No reader version"), ("", "No reader version")]:
+        with pytest.raises(RagError, match=why):
+            store.remove(name, tmp_path / "cache")
+    store.switch(SHIPPED)
+    with store.lock():  # a training run holds the folder
+        with pytest.raises(TrainLockedError):
+            store.remove("v1", tmp_path / "cache")
+    assert (v1 / ONNX_FILE).is_file() and [v["name"] for v in store.versions()] == ["v1"]
+    with pytest.raises(RagError, match="cannot be kept"):
+        ReaderStore(None, DEFAULT_READER_DIR).remove("v1")
+
+
+def test_cli_remove_checks_every_name_first(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    store = ReaderStore(tmp_path / "readers", DEFAULT_READER_DIR)
+    for n in ("v1", "v2", "v3"):
+        fake_version(store, n, threshold=0.5)
+    store.switch("v3")
+    monkeypatch.setenv("RAG_READERS_DIR", str(store.root))
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+    res = runner.invoke(app, ["reader", "remove", "v1", "v3"])
+    assert res.exit_code == 1 and "v3 is in use" in res.output
+    assert [v["name"] for v in store.versions()] == ["v1", "v2", "v3"]  # v1 was not removed either
+    res = runner.invoke(app, ["reader", "remove", "v1", "v2"])
+    assert res.exit_code == 0, res.output
+    assert "Removed reader version v1 (" in res.output and "Removed reader version v2 (" in res.output
+    res = runner.invoke(app, ["reader", "list", "--json"])
+    assert [v["name"] for v in json.loads(res.output)["versions"]] == ["v3"]
