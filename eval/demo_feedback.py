@@ -16,7 +16,9 @@ answer that is wrong is marked the way the chat marks it (``Pipeline.feedback``)
 * a question the article does not answer, answered anyway: "no answer in the articles".
 
 Then ``rag train`` runs as a user runs it (the CLI, in a subprocess), and the script prints its
-report, ``rag reader list``, ``rag status``, ``rag reader rollback`` and ``rag status`` again.
+report, ``rag reader list``, ``rag status``, the marked questions asked again (right by the
+reader in use alone, and as the chat answers them: the marks first, ``rag.corrections``),
+``rag reader rollback`` and ``rag status`` again.
 Everything lives under ``--work`` (readers folder, marks file; the int8 copies of the readers go
 to the usual ``cache_dir``): the repository's reader and the user's own readers folder are never
 touched. ``compare_readers`` (above) gives the eval sets' before / after with the trained version
@@ -100,6 +102,24 @@ def mark_wrong_answers(pipe, n: int, seed: int) -> dict:
     return {"asked": asked, "right": right, "marked": marked, "kinds": kinds}
 
 
+def asked_again(pipe) -> dict:
+    """The marked questions asked again, trained-on and held-out marks apart: how many the reader
+    in use gets right alone (how rag train scores it) and as the chat answers them (the marks
+    first, ``rag.corrections``)."""
+    from rag.feedback import FeedbackStore
+    from rag.training.learn import _items, count_right
+    from rag.training.marks import resolve_marks
+
+    examples, _ = resolve_marks(FeedbackStore(pipe.settings.feedback_file).lines(), pipe.index(),
+                                pipe.settings.train_heldout_share)
+    alone = pipe.with_reader(pipe.readers.active().path)
+    out = {}
+    for part, held in (("trained on", False), ("held out", True)):
+        items = _items([e for e in examples if e.heldout == held])
+        out[part] = {"n": len(items), "reader": count_right(alone, items), "chat": count_right(pipe, items)}
+    return out
+
+
 def rag(*args: str, env: dict) -> str:
     t = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -146,7 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     rag("status", env=env)
     runs = sorted((args.work / "readers").glob("runs/*.json"))
     record = json.loads(runs[-1].read_text()) if runs else {}
-    (args.work / "demo.json").write_text(json.dumps({"marking": found, "train": record}, indent=2) + "\n")
+    again = asked_again(pipe)
+    print(f"The marked questions asked again (reader in use: {pipe.reader_name()}): " + "; ".join(
+        f"{part} {d['reader']} of {d['n']} right by the reader alone, {d['chat']} of {d['n']} as the chat answers "
+        "them (marks first)" for part, d in again.items()) + "\n", flush=True)
+    (args.work / "demo.json").write_text(json.dumps({"marking": found, "train": record, "asked_again": again},
+                                                    indent=2) + "\n")
     if record.get("kept"):
         rag("reader", "rollback", env=env)
         rag("status", env=env)

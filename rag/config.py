@@ -161,6 +161,10 @@ class Settings(BaseSettings):
         Path("eval/feedback_qa.jsonl"),
         description="Where the chat's correct / wrong / no-answer marks go, as a gold Q&A file for rag eval.",
     )
+    answer_from_corrections: bool = Field(
+        True, description="A question asked again gets the answer marked for it in feedback_file (rag.corrections); "
+        "rag eval and rag train's scoring read with the reader alone.",
+    )
     max_question_chars: int = Field(1000, gt=0, description="Longer questions are cut to this length.")
 
     @field_validator("fetch_allow_networks", mode="before")

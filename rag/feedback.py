@@ -32,12 +32,13 @@ class GoldSpan:
     end: int
 
 
-def _key(question: str) -> str:
+def question_key(question: str) -> str:
+    """One question however it is cased or spaced: a mark's key in the file and in ``rag.corrections``."""
     return " ".join(question.lower().split())
 
 
 def feedback_id(question: str) -> str:
-    return "f" + hashlib.sha1(_key(question).encode("utf-8")).hexdigest()[:10]
+    return "f" + hashlib.sha1(question_key(question).encode("utf-8")).hexdigest()[:10]
 
 
 class FeedbackStore:
@@ -110,7 +111,7 @@ class FeedbackStore:
             },
         }
         with self._lock():
-            kept = [r for r in self.lines() if _key(str(r.get("question", ""))) != _key(answer.question)]
+            kept = [r for r in self.lines() if question_key(str(r.get("question", ""))) != question_key(answer.question)]
             self._write([*kept, rec])
         return rec
 

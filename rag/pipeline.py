@@ -15,9 +15,11 @@ import numpy as np
 from . import library, questions
 from .build import Progress, build_local, small_update
 from .config import Settings
+from .corrections import Corrections, marked_on
 from .embed import Embedder, load_embedder
+from .feedback import question_key
 from .index import IndexData, IndexStore
-from .reader import Reader, disagreements, source_counts
+from .reader import Reader, Reading, disagreements, source_counts
 from .readers import SHIPPED, ActiveReader, ReaderStore
 from .retrieve import date_mask, retrieve
 from .questions import History, resolve_followup
@@ -44,6 +46,7 @@ class Pipeline:
         self._reader_name: str | None = None  # the CURRENT name the loaded span model was chosen for
         self.active_reader: ActiveReader | None = None
         self._switch_lock = threading.Lock()
+        self._corrections: Corrections | None = None
 
     # -- components -------------------------------------------------------------------
     def _load_embedder(self, backend: str) -> Embedder:
@@ -132,8 +135,8 @@ class Pipeline:
     def with_reader(self, reader_dir: Path) -> "Pipeline":
         """A pipeline over the same loaded index and question embedder that answers with the reader
         in ``reader_dir`` only (no versions): how ``rag train`` scores two readers side by side."""
-        p = Pipeline(self.settings.model_copy(update={"reader_dir": Path(reader_dir), "readers_dir": None}),
-                     embedder=self.embedder)
+        p = Pipeline(self.settings.model_copy(update={"reader_dir": Path(reader_dir), "readers_dir": None,
+                                                      "answer_from_corrections": False}), embedder=self.embedder)
         p._data = self._data if self._data is not None else self.index()  # read-only, shared
         return p
 
@@ -337,12 +340,43 @@ class Pipeline:
         qvec, hits = self.search(data, q.query, top_k=top_k, mode=mode, fusion=fusion, timings=timings, allowed=allowed)
         t3 = time.perf_counter()
         # A follow-up is read as rewritten: it carries the earlier turn's terms.
-        result = self.reader_for(data).read(q.query, hits, qvec)
+        result = self._corrected(question, q, data, hits)
+        if result is None:
+            result = self.reader_for(data).read(q.query, hits, qvec)
         timings.update({f"read_{k}": v for k, v in result.timings_ms.items()})
         timings["read"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return answer_from(question, q, result, hits, threshold, since=since, until=until, version=data.version,
                            timings=timings)
+
+    def _corrected(self, question: str, q: questions.Query, data: IndexData, hits: list) -> Reading | None:
+        """The answer a person marked for this question (``rag.corrections``), when it still holds:
+        its words cited in their article, if that article was retrieved now; an abstention, if the
+        passages read now come from the articles read when it was marked "no answer"."""
+        s = self.settings
+        if not s.answer_from_corrections or question_key(q.query) != question_key(question):  # a rewritten follow-up
+            return None
+        if self._corrections is None or self._corrections.path != Path(s.feedback_file):
+            self._corrections = Corrections(s.feedback_file)
+        ex = self._corrections.lookup(question, data)
+        if ex is None or not hits:
+            return None
+        when = marked_on(ex)
+        if ex.answerable:
+            ranks = {h.chunk.article_id: h.rank for h in reversed(hits)}
+            aid, start, end = next(((a, s0, e0) for a, s0, e0 in ex.spans if a in ranks), (None, 0, 0))
+            if aid is None:
+                return None
+            reader = self.reader_for(data)
+            q.notes.append(f"Answered from a correction marked on {when}: the words marked for this question.")
+            return Reading(answer=data.articles[aid].text[start:end], confidence=1.0,
+                           citations=[reader.citation(aid, start, end, ranks[aid])], features={"correction": 1.0})
+        marked = {a for a, _, _ in ex.passages or []}
+        read = {h.chunk.article_id for h in hits[: s.read_passages]}
+        if not marked or not read <= marked:
+            return None
+        q.notes.append(f"Marked “no answer in the articles” on {when}, and the same articles were found now.")
+        return Reading(answer=None, confidence=0.0, features={"correction": 0.0})
 
 
 def answer_from(question: str, q: questions.Query, result, hits: list, threshold: float, *, since: str | None,
@@ -365,6 +399,7 @@ def answer_from(question: str, q: questions.Query, result, hits: list, threshold
         abstained=abstained,
         confidence=confidence,
         kind="none" if abstained else "span",
+        corrected="correction" in result.features,
         citations=citations,
         # when articles disagree, every disagreeing answer's articles are sources
         sources=source_counts([c for v in found for c in v.citations] if found else citations, hits),

@@ -216,7 +216,7 @@ class Reader:
             others = sorted(others + extra, key=lambda c: -c.combined)
             timings["folded"] = (time.perf_counter() - t) * 1000
             n_windows += n_extra
-        alternatives = [(confidence, self._citation(best.article_id, best.start, best.end, best.passage.hit.rank))]
+        alternatives = [(confidence, self.citation(best.article_id, best.start, best.end, best.passage.hit.rank))]
         seen = {best.article_id}
         for c in others:
             if c.article_id in seen or c.margin <= 0:
@@ -224,7 +224,7 @@ class Reader:
             seen.add(c.article_id)
             alt = {**features, "margin": c.margin, "span_score": c.score, "null_score": c.null,
                    "retrieval": c.retrieval, "passage_rank": float(c.passage.hit.rank), "rank_score": c.rank_score}
-            alternatives.append((self.model.confidence(alt), self._citation(c.article_id, c.start, c.end,
+            alternatives.append((self.model.confidence(alt), self.citation(c.article_id, c.start, c.end,
                                                                              c.passage.hit.rank)))
         return Reading(
             answer=text[best.start : best.end],
@@ -285,7 +285,7 @@ class Reader:
         return candidates, nulls, len(windows), timings
 
     # -- citations ----------------------------------------------------------------------
-    def _citation(self, article_id: str, a: int, b: int, rank: int | None) -> Citation:
+    def citation(self, article_id: str, a: int, b: int, rank: int | None) -> Citation:
         art = self.data.articles[article_id]
         s, e = _sentence_around(art.text, a, b)
         return Citation(
@@ -298,14 +298,14 @@ class Reader:
         """The chosen span, then the same answer in other articles, one citation per article."""
         answer = self.data.articles[best.article_id].text[best.start : best.end]
         key = _norm(answer)
-        cites = [self._citation(best.article_id, best.start, best.end, best.passage.hit.rank)]
+        cites = [self.citation(best.article_id, best.start, best.end, best.passage.hit.rank)]
         seen = {best.article_id}
         # Other articles where the model itself prefers that answer to "no answer".
         for c in candidates[1:]:
             if c.article_id in seen or c.margin <= 0:
                 continue
             if _norm(self.data.articles[c.article_id].text[c.start : c.end]) == key:
-                cites.append(self._citation(c.article_id, c.start, c.end, c.passage.hit.rank))
+                cites.append(self.citation(c.article_id, c.start, c.end, c.passage.hit.rank))
                 seen.add(c.article_id)
         # Near-duplicate passages folded into the hits read (their articles say the same thing).
         if key:
@@ -316,7 +316,7 @@ class Reader:
                     text = self.data.articles[dup.article_id].text
                     idx = text.find(answer, dup.start, dup.end)
                     if idx >= 0:
-                        cites.append(self._citation(dup.article_id, idx, idx + len(answer), hit.rank))
+                        cites.append(self.citation(dup.article_id, idx, idx + len(answer), hit.rank))
                         seen.add(dup.article_id)
         return cites
 

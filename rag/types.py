@@ -117,6 +117,7 @@ class Answer(BaseModel):
     abstained: bool
     confidence: float = Field(ge=0.0, le=1.0)
     kind: Literal["span", "none"] = "none"
+    corrected: bool = Field(False, description="Answered from a mark made in the chat (rag.corrections), not by the reader.")
     citations: list[Citation] = Field(default_factory=list)
     sources: list[SourceCount] = Field(default_factory=list)
     n_sources: int = Field(0, description="Articles that state the answer.")

@@ -206,17 +206,27 @@ def shown_citations(answer) -> list:
     return list(answer.citations)
 
 
+CORRECTED_HTML = ('<span class="rag-conf rag-conf-corrected" data-testid="rag-corrected" '
+                  'title="The answer marked for this question in the chat, not the reader\'s">From a correction in the chat</span>')
+
+
+def _meta_html(answer) -> str:
+    return CORRECTED_HTML if getattr(answer, "corrected", False) else confidence_html(answer.confidence)
+
+
 def answer_card_html(answer) -> str:
     """The card at the top of an answer (or of an abstention)."""
     if answer.abstained or answer.answer is None:
+        why = ("This question was marked “no answer in the articles” in the chat, and the same articles "
+               "were found now." if getattr(answer, "corrected", False) else
+               "None of the indexed articles states an answer with enough confidence, so none is given.")
         return (
             '<div class="rag-card rag-abstain" data-testid="rag-abstain">'
             '<div class="rag-card-label">No answer</div>'
             "<div class=\"rag-abstain-title\">The articles don&#39;t answer this.</div>"
-            '<div class="rag-abstain-text">None of the indexed articles states an answer with enough '
-            "confidence, so none is given. The closest passages are listed below for reference; "
+            f'<div class="rag-abstain-text">{esc(why)} The closest passages are listed below for reference; '
             "they are not an answer.</div>"
-            f'<div class="rag-meta">{confidence_html(answer.confidence)}</div>'
+            f'<div class="rag-meta">{_meta_html(answer)}</div>'
             "</div>"
         )
     if getattr(answer, "disagreement", False) and getattr(answer, "disagreements", None):
@@ -228,7 +238,7 @@ def answer_card_html(answer) -> str:
         '<div class="rag-card rag-answer" data-testid="rag-answer">'
         '<div class="rag-card-label">Answer</div>'
         f'<div class="rag-answer-text{long}">{esc(answer.answer)}{_refs(len(answer.citations))}</div>'
-        f'<div class="rag-meta">{confidence_html(answer.confidence)}'
+        f'<div class="rag-meta">{_meta_html(answer)}'
         + (f'<span class="rag-dot">·</span><span>stated in {src}</span>' if src else "")
         + "</div></div>"
     )
@@ -494,6 +504,7 @@ APP_CSS = """
 .rag-conf-high{background:rgba(22,163,74,.14);color:#15803d}
 .rag-conf-medium{background:rgba(202,138,4,.16);color:#a16207}
 .rag-conf-low{background:rgba(220,38,38,.12);color:#b91c1c}
+.rag-conf-corrected{background:rgba(37,99,235,.12);color:#1d4ed8}
 .rag-section{font-size:.74rem;letter-spacing:.07em;text-transform:uppercase;font-weight:650;opacity:.75;margin:10px 0 6px}
 .rag-section-related{color:#b45309;opacity:1}
 .rag-count{margin-left:6px;padding:0 6px;border-radius:999px;background:rgba(217,119,6,.15);font-size:.7rem}

@@ -137,7 +137,7 @@ def _evaluate(
     if not items:
         raise RagError(f"No questions to evaluate in {qa_path}" + (f" with split={split!r}" if split else ""))
 
-    pipeline = Pipeline(settings)
+    pipeline = Pipeline(settings.model_copy(update={"answer_from_corrections": False}))  # the reader, not the marks
     threshold = abstain_threshold(settings)
     main = (settings.retrieval_mode, settings.fusion if settings.retrieval_mode == "hybrid" else "rrf")
     runs = list(COMPARE_RUNS) if compare else []

@@ -394,7 +394,7 @@ def _eval_pipeline(pipe, reader_dir: Path):
 
     s = pipe.settings
     es = s.model_copy(update={"articles_dir": Path(s.train_eval_articles), "index_dir": pipe.readers.root / "eval-index",
-                              "readers_dir": None, "reader_dir": Path(reader_dir)})
+                              "readers_dir": None, "reader_dir": Path(reader_dir), "answer_from_corrections": False})
     p = Pipeline(es, embedder=pipe.embedder)
     p.build(wait=600, engine="local")
     return p

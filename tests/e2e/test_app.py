@@ -444,7 +444,8 @@ def test_add_uploads_turns_library_errors_into_messages(tmp_path):
 
 
 def test_feedback_marks_land_in_the_gold_file(monkeypatch, built_index, tmp_path):
-    """Mark one answer correct, one wrong with the right words typed, ask again: one line per question."""
+    """Mark one answer correct, one wrong with the right words typed, ask again: one line per question,
+    and the question asked again gets the marked words (then, marked "no answer", an abstention)."""
     import json
 
     fb = tmp_path / "feedback_qa.jsonl"
@@ -470,10 +471,18 @@ def test_feedback_marks_land_in_the_gold_file(monkeypatch, built_index, tmp_path
     span = rec["feedback"]["gold_span"]
     assert (ROOT / "seeds" / span["article"]).read_text()[span["start"] : span["end"]] == "$35 million"
 
-    ask(at, "How much revenue did OpenAI make in 2022?")  # asked again and marked again: replaced
-    at.button(key=f"fb-none-{last_turn_id(at)}").click().run()
+    ask(at, "How much revenue did OpenAI make in 2022?")  # asked again: the marked words, highlighted
+    body = html_of(last_assistant(at))
+    card = next(m.value for m in last_assistant(at).markdown if "rag-answer" in m.value)
+    assert "&#36;35 million" in card and 'data-testid="rag-corrected"' in card and "confidence" not in card.lower()
+    assert '<mark class="rag-hl">&#36;35 million</mark>' in body
+    assert any("Answered from a correction marked on" in i.value for i in last_assistant(at).info)
+    at.button(key=f"fb-none-{last_turn_id(at)}").click().run()  # marked again: replaced
     lines = [json.loads(x) for x in fb.read_text().splitlines()]
     assert len(lines) == 2 and lines[-1]["answers"] == [] and lines[-1]["feedback"]["verdict"] == "no_answer"
+    ask(at, "How much revenue did OpenAI make in 2022?")
+    card = next(m.value for m in last_assistant(at).markdown if "rag-abstain" in m.value)
+    assert "marked “no answer in the articles” in the chat" in card
 
 
 def last_turn_id(at: AppTest) -> int:

@@ -95,3 +95,66 @@ def test_ten_concurrent_writers_lose_nothing(tmp_path):
     lines = path.read_text().splitlines()
     assert len(lines) == 50
     assert {json.loads(x)["question"] for x in lines} == {f"question {w}-{i}" for w in range(10) for i in range(5)}
+
+
+def test_a_corrected_question_asked_again_gets_the_marked_words(pipe):
+    """The chat's marks answer the same question next time (rag.corrections): the words marked,
+    cited and highlighted in their article; rag eval and rag train's scoring still read."""
+    data = pipe.index()
+    q = "How much revenue did OpenAI make in 2022?"
+    before = pipe.ask(q)
+    art = next(x for x in data.articles.values() if "about $35 million" in x.text)
+    start = art.text.index("$35 million")
+    pipe.feedback(before, "wrong", span=GoldSpan(art.id, start, start + len("$35 million")))
+    again = pipe.ask("how much revenue did OpenAI  make in 2022?")  # the feedback file's key: case and spaces
+    assert again.answer == "$35 million" and not again.abstained and again.confidence == 1.0
+    c = again.citations[0]
+    assert (c.article_id, c.start, c.end) == (art.id, start, start + len("$35 million"))
+    assert any("Answered from a correction marked on" in n for n in again.notes)
+    other = pipe.ask("How much revenue does OpenAI expect in 2024?")  # another question: the reader reads
+    assert not any("correction" in n for n in other.notes)
+    # the reader alone (how rag train scores readers) does not see the marks
+    alone = pipe.with_reader(pipe.settings.reader_dir).ask(q)
+    assert not any("correction" in n for n in alone.notes) and alone.features.get("correction") is None
+
+
+def test_a_question_marked_unanswered_abstains_while_the_same_articles_are_found(pipe):
+    q = "Who won the 1998 football World Cup?"
+    first = pipe.ask(q)
+    pipe.feedback(first, "no_answer")
+    again = pipe.ask(q)
+    assert again.abstained and again.answer is None
+    assert any("Marked “no answer in the articles”" in n for n in again.notes)
+    # marks whose words are no longer in their article answer nothing: the reader reads
+    data = pipe.index()
+    recs = FeedbackStore(pipe.settings.feedback_file).lines()
+    art = next(iter(data.articles.values()))
+    gone = {**recs[0], "id": "f-gone", "question": "What is gone?", "answers": ["words that are not there"],
+            "type": "feedback", "feedback": {"verdict": "wrong", "gold_span": {
+                "article": art.file, "start": 0, "end": 23, "text": "words that are not there"}}}
+    FeedbackStore(pipe.settings.feedback_file)._write([*recs, gone])
+    assert not any("correction" in n for n in pipe.ask("What is gone?").notes)
+
+
+def test_corrections_can_be_switched_off(pipe):
+    q = "How much revenue did OpenAI make in 2022?"
+    pipe.feedback(pipe.ask(q), "wrong", typed="$35 million")
+    assert pipe.ask(q).answer == "$35 million"
+    before = pipe.settings
+    pipe.settings = before.model_copy(update={"answer_from_corrections": False})
+    try:
+        assert not any("correction" in n for n in pipe.ask(q).notes)
+    finally:
+        pipe.settings = before
+
+
+def test_rag_eval_on_the_marks_measures_the_reader_not_the_marks(pipe):
+    from rag.evaluation import run_eval
+
+    q = "How much revenue did OpenAI make in 2022?"
+    reader = pipe.ask(q)
+    pipe.feedback(reader, "wrong", typed="$35 million")
+    assert pipe.ask(q).answer == "$35 million" != reader.answer  # the chat: the marked words
+    report = run_eval(pipe.settings.feedback_file, pipe.settings, k=5)
+    row = next(r for r in report["answer"]["questions"] if r["question"] == q)
+    assert row["answer"] == reader.answer  # the eval: the reader's own answer
