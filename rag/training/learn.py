@@ -10,7 +10,8 @@ One run, under the readers folder's lock (``rag.readers``):
    training mark) so the reader does not forget; without the training sets (``datasets_dir``) it trains on the
    marks alone and says so;
 3. the reader in use (shipped: read back from its ONNX file) trains on the CPU, seeded, for at
-   most ``--minutes`` of steps (the step count shrinks to fit the budget after the first steps);
+   most ``--minutes`` of steps (the step count follows the pace so far, checked every 10 steps:
+   fewer when slow, back up to the full plan when the pace picks up, ``fit_plan``);
 4. the new reader is exported to ONNX (fp16 storage), with the base reader's calibration.json,
    its bias moved so that the new reader abstains on as many of the eval set's questions as
    the base did (``match_abstention``: training on marks, "no answer" ones most of all, moves
@@ -423,6 +424,16 @@ def replay_groups(n: int, tokenizer, embedder, seed: int, squad: Path, news: Pat
     return build_groups(sources, tokenizer, embedder, seed=seed)
 
 
+def fit_plan(full: int, step: int, elapsed: float, budget: float) -> int:
+    """Steps to run of ``full``, after ``step`` steps took ``elapsed`` seconds, to end within
+    ``budget`` seconds at the pace so far: fewer when the pace is slow, back up to ``full`` when
+    it picks up (a machine busy while the run starts no longer cuts the run for good), never
+    fewer than the steps done."""
+    pace = elapsed / max(1, step)
+    fit = int(budget / pace) if pace > 0 else full
+    return max(step, min(full, fit))
+
+
 def _train_groups(base: Path, groups: list, opts: TrainOptions, report: TrainReport, work: Path, stage,
                   n_marks: int) -> dict:
     import torch
@@ -441,10 +452,9 @@ def _train_groups(base: Path, groups: list, opts: TrainOptions, report: TrainRep
     model.train()
     opt = make_optimizer(model, opts.lr, opts.weight_decay)
     steps, _ = schedule(groups, opts.batch_size, opts.seed, opts.epochs)
-    plan = [len(steps)]
-    if opts.max_steps:
-        plan[0] = min(plan[0], opts.max_steps)
-    report.planned_steps = plan[0]
+    full = min(len(steps), opts.max_steps) if opts.max_steps else len(steps)
+    plan = [full]
+    report.planned_steps = full
     warm = max(1, int(opts.warmup * plan[0]))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda st: min((st + 1) / warm, max(0.0, (plan[0] - st) / max(1, plan[0] - warm))))
@@ -457,9 +467,7 @@ def _train_groups(base: Path, groups: list, opts: TrainOptions, report: TrainRep
         step += 1
         elapsed = time.perf_counter() - t_start
         if step == 3 or (step > 3 and step % 10 == 0):  # fit the plan to the time budget
-            fit = int(budget / (elapsed / step))
-            if fit < plan[0]:
-                plan[0] = max(step, fit)
+            plan[0] = fit_plan(full, step, elapsed, budget)
         stage("train", step, plan[0], f"loss {np.mean(losses[-10:]):.3f}")
         if step >= plan[0] or elapsed > budget:
             break
