@@ -208,8 +208,34 @@ def _assert_same_index(a, b) -> None:
     assert da.sent_vectors.shape == db.sent_vectors.shape
     assert np.sum(da.sent_vectors * db.sent_vectors, axis=1).min() >= 0.9999
     # Stronger, on one machine: each chunk is padded by its own length only (embed.PAD_MULTIPLE),
-    # so shard-by-shard embedding gives the very same bits as one local pass.
-    assert np.array_equal(da.vectors, db.vectors) and np.array_equal(da.sent_vectors, db.sent_vectors)
+    # so shard-by-shard embedding gives the very same bits as one local pass, where the CPU's
+    # kernels give a row the same bits whatever else is in its batch (AMD EPYC with AVX512-BF16:
+    # yes). On Intel CPUs with AMX, torch's bf16 kernels depend on the batch's row count: there
+    # the vectors agree to bf16 rounding, not bit for bit.
+    if batch_invariant(a):
+        assert np.array_equal(da.vectors, db.vectors) and np.array_equal(da.sent_vectors, db.sent_vectors)
+    else:
+        assert np.abs(da.vectors - db.vectors).max() <= BF16_BATCH_TOL
+        assert np.abs(da.sent_vectors - db.sent_vectors).max() <= BF16_BATCH_TOL
+
+
+BF16_BATCH_TOL = 3e-3  # largest |difference| of a unit vector's component between batchings seen: 1.1e-3 (Intel AMX, bf16)
+_INVARIANT: dict[str, bool] = {}
+
+
+def batch_invariant(pipe) -> bool:
+    """Whether the build embedder gives each chunk the same bits alone-ish (batches of 3) as in one
+    pass over 40 chunks of the index: a property of the CPU's kernels, probed once."""
+    key = pipe.settings.build_backend
+    if key not in _INVARIANT:
+        emb = pipe.build_embedder
+        texts = [c.text for c in pipe.index().chunks[:40]]
+        together = emb.encode(texts)
+        apart = np.vstack([emb.encode(texts[i : i + 3]) for i in range(0, len(texts), 3)])
+        _INVARIANT[key] = bool(np.array_equal(together, apart))
+        print(f"\nbuild embedder ({key}) batch-invariant on this CPU: {_INVARIANT[key]} "
+              f"(max |diff| {np.abs(together - apart).max():.2e})")
+    return _INVARIANT[key]
 
 
 @pytest.mark.slow
@@ -235,11 +261,14 @@ def test_ray_build_equals_local_build(built, corpus):
     assert not list(Path(on_ray.settings.index_dir).glob(".build-*"))
 
 
-def _diff(a, b, path="") -> list[str]:
+def _diff(a, b, path="", rel: float = 0.0) -> list[str]:
+    """Where ``a`` and ``b`` differ; numbers within ``rel`` (relative, or absolute below 1) count as equal."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b), key=str) for d in _diff(a.get(k), b.get(k), f"{path}.{k}")]
+        return [d for k in sorted(set(a) | set(b), key=str) for d in _diff(a.get(k), b.get(k), f"{path}.{k}", rel)]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{path}[{i}]")]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{path}[{i}]", rel)]
+    if rel and isinstance(a, float) and isinstance(b, float) and abs(a - b) <= rel * max(1.0, abs(a), abs(b)):
+        return []
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
@@ -247,6 +276,7 @@ def _diff(a, b, path="") -> list[str]:
 @pytest.mark.ray
 @needs_ray
 def test_ray_and_local_eval_figures_identical(built, tmp_path):
+    """The same figures: bit for bit where the CPU's kernels are batch-invariant (``batch_invariant``)."""
     from rag.evaluation import run_eval
 
     local, _, on_ray, _ = built
@@ -256,7 +286,10 @@ def test_ray_and_local_eval_figures_identical(built, tmp_path):
                      report_out=tmp_path / f"{name}.md")
         assert r["config"]["index"]["version"] == pipe.index().version  # the index as built, not a rebuild
         reports.append({k: r[k] for k in ("retrieval", "answer", "abstention", "misses")})
-    assert reports[0] == reports[1], _diff(reports[0], reports[1])
+    if batch_invariant(local):
+        assert reports[0] == reports[1], _diff(reports[0], reports[1])
+    else:  # vectors equal to bf16 rounding: the same hits, answers and figures; scores to 1e-3
+        assert not _diff(reports[0], reports[1], rel=1e-3), _diff(reports[0], reports[1], rel=1e-3)
     assert reports[0]["retrieval"]["hit@5"] > 0.9
 
 
