@@ -351,8 +351,9 @@ class Pipeline:
 
     def _corrected(self, question: str, q: questions.Query, data: IndexData, hits: list) -> Reading | None:
         """The answer a person marked for this question (``rag.corrections``), when it still holds:
-        its words cited in their article, if that article was retrieved now; an abstention, if the
-        passages read now come from the articles read when it was marked "no answer"."""
+        its words cited in their article, if that article was retrieved now (or folded into a
+        retrieved passage as a near-duplicate); an abstention, if the passages read now come from
+        the articles read when it was marked "no answer"."""
         s = self.settings
         if not s.answer_from_corrections or question_key(q.query) != question_key(question):  # a rewritten follow-up
             return None
@@ -363,7 +364,9 @@ class Pipeline:
             return None
         when = marked_on(ex)
         if ex.answerable:
-            ranks = {h.chunk.article_id: h.rank for h in reversed(hits)}
+            ranks = {}  # the retrieved articles, and the near-duplicates folded into them, by best rank
+            for h in reversed(hits):
+                ranks.update({d.article_id: h.rank for d in h.duplicates} | {h.chunk.article_id: h.rank})
             aid, start, end = next(((a, s0, e0) for a, s0, e0 in ex.spans if a in ranks), (None, 0, 0))
             if aid is None:
                 return None

@@ -158,3 +158,30 @@ def test_rag_eval_on_the_marks_measures_the_reader_not_the_marks(pipe):
     report = run_eval(pipe.settings.feedback_file, pipe.settings, k=5)
     row = next(r for r in report["answer"]["questions"] if r["question"] == q)
     assert row["answer"] == reader.answer  # the eval: the reader's own answer
+
+
+def test_a_correction_in_a_near_duplicate_article_is_used(seeds_pipeline, tmp_path):
+    """Retrieval folds near-duplicates into one passage: a mark in the folded article still answers."""
+    import shutil
+
+    from rag.pipeline import Pipeline
+
+    articles = tmp_path / "articles"
+    shutil.copytree(seeds_pipeline.settings.articles_dir, articles)
+    src = next(p for p in sorted(articles.iterdir()) if "about $35 million" in p.read_text(encoding="utf-8"))
+    (articles / "zz_reprint.txt").write_text(src.read_text(encoding="utf-8") + "\nThis story was reprinted.\n",
+                                              encoding="utf-8")
+    s = seeds_pipeline.settings.model_copy(update={"articles_dir": articles, "index_dir": tmp_path / "index",
+                                                   "feedback_file": tmp_path / "fb.jsonl"})
+    pipe = Pipeline(s, embedder=seeds_pipeline.embedder)
+    pipe.build()
+    q = "How much revenue did OpenAI make in 2022?"
+    first = pipe.ask(q)
+    folded = [d.article_id for h in first.passages for d in h.duplicates]
+    assert folded, [(h.file, h.duplicates) for h in first.passages]  # one copy is folded into the other's passage
+    data = pipe.index()
+    aid = folded[0]
+    start = data.articles[aid].text.index("$35 million")
+    pipe.feedback(first, "wrong", span=GoldSpan(aid, start, start + len("$35 million")))
+    again = pipe.ask(q)
+    assert again.answer == "$35 million" and again.citations[0].article_id == aid
