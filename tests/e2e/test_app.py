@@ -523,6 +523,26 @@ def test_feedback_review_page_filters_deletes_and_runs_the_eval(monkeypatch, bui
     assert at.metric[0].value == "2"
 
 
+def test_feedback_review_page_says_which_marks_the_chat_answers_from(monkeypatch, built_index, tmp_path):
+    from rag.config import Settings
+    from rag.feedback import FeedbackStore
+    from rag.pipeline import Pipeline
+
+    fb = tmp_path / "feedback_qa.jsonl"
+    pipe = Pipeline(Settings(articles_dir=ROOT / "seeds", index_dir=built_index, feedback_file=fb))
+    pipe.feedback(pipe.ask("How much revenue did OpenAI make in 2022?"), "wrong", typed="$35 million")
+    rec = FeedbackStore(fb).lines()[0]
+    span = rec["feedback"]["gold_span"]
+    gone = {**rec, "id": "f-gone", "question": "What was removed?", "answers": ["words never written"],
+            "feedback": {**rec["feedback"], "gold_span": {**span, "text": "words never written"}}}
+    FeedbackStore(fb)._write([rec, gone])
+    at = review_page(monkeypatch, built_index, fb)
+    caps = [c.value.replace("\\", "") for c in at.caption]  # Markdown-escaped text, read plain
+    assert sum("this question gets this mark's answer" in c for c in caps) == 1
+    assert any(c.startswith("Not used by the chat: its article") and "no longer in it" in c for c in caps), caps
+    assert any("reader alone" in c for c in caps)
+
+
 def test_feedback_review_page_renders_no_user_markup(monkeypatch, built_index, tmp_path):
     """Issue 24, reproduction 9: a question holding a Markdown image (a beacon) or HTML is shown as
     text on the review page, in no Markdown element."""

@@ -36,6 +36,24 @@ if not lines:
     st.info("No feedback yet: mark answers in the chat (Correct, Wrong, No answer in the articles).")
     st.stop()
 
+
+
+def mark_status() -> dict[str, str | None]:
+    """Per mark id: None when the chat answers its question from it (``rag.corrections``), else why not."""
+    if not settings.answer_from_corrections:
+        return {r.get("id"): "corrections are off (setting answer_from_corrections)" for r in lines}
+    try:
+        from rag.pipeline import Pipeline
+        from rag.training.marks import resolve_marks
+
+        _, skipped = resolve_marks(lines, Pipeline(settings).index(), 0.0)
+    except RagError as exc:
+        return {r.get("id"): f"the index could not be read ({exc})" for r in lines}
+    why = {m.id: m.reason for m in skipped}
+    return {r.get("id"): why.get(str(r.get("id"))) for r in lines}
+
+
+status = mark_status()
 choice = st.radio("Show", list(VERDICTS), format_func=VERDICTS.get, horizontal=True, key="filter")
 shown = [r for r in lines if choice == "all" or r.get("feedback", {}).get("verdict") == choice]
 st.caption(f"{len(shown)} of {len(lines)} marks")
@@ -46,10 +64,14 @@ for rec in shown:
         gold = " / ".join(rec.get("answers") or []) or "(no answer in the articles)"
         st.text(f"gold: {gold}\nsystem said: {fb.get('system_answer') or '(abstained)'}\n"
                 f"{VERDICTS.get(fb.get('verdict'), fb.get('verdict'))} · {fb.get('date', '')}")
+        not_used = status.get(rec.get("id"))
+        st.caption("Asked again in the chat, this question gets this mark's answer (when its article is found)."
+                   if not_used is None else render.md_escape(f"Not used by the chat: {not_used}."))
         if st.button("Delete", key=f"del-{rec['id']}", icon=":material/delete:", type="tertiary"):
             store.delete(rec["id"])
             st.rerun()
 
+st.caption("The eval asks these questions of the reader alone, not of the marks: it measures the reader.")
 if st.button("Run the eval on these marks", icon=":material/play_arrow:", key="run-eval"):
     from rag.evaluation import run_eval
 
