@@ -86,7 +86,8 @@ def worker_build(p: dict) -> dict:
     from rag.config import Settings
     from rag.pipeline import Pipeline
 
-    s = Settings(index_dir=Path(p["index_dir"]), articles_dir=Path(p["articles"]), embed_backend=p["backend"])
+    s = Settings(index_dir=Path(p["index_dir"]), articles_dir=Path(p["articles"]), embed_backend=p["backend"],
+                 answer_from_corrections=False)  # the reader, not a developer's marks
     with Meter() as m_load:
         emb = _make_embedder(p["backend"], p["precision"], s)
     rss_model = vm_status("VmRSS")
@@ -200,7 +201,8 @@ def worker_serve(p: dict) -> dict:
     from rag.pipeline import Pipeline
 
     qs = [json.loads(line)["question"] for line in Path(p["questions"]).read_text().splitlines() if line.strip()]
-    s = Settings(index_dir=Path(p["index_dir"]), embed_backend=p["backend"], reader_int8=p.get("reader_int8", True))
+    s = Settings(index_dir=Path(p["index_dir"]), embed_backend=p["backend"], reader_int8=p.get("reader_int8", True),
+                 answer_from_corrections=False)
     with Meter() as m_model:
         emb = _make_embedder(p["backend"], p["precision"], s)
     pipe = Pipeline(s, embedder=emb)
@@ -262,7 +264,7 @@ def worker_cold(p: dict) -> dict:
     from rag.pipeline import Pipeline
 
     t_imp = time.perf_counter()
-    s = Settings(index_dir=Path(p["index_dir"]), embed_backend=p["backend"])
+    s = Settings(index_dir=Path(p["index_dir"]), embed_backend=p["backend"], answer_from_corrections=False)
     pipe = Pipeline(s)
     pipe.embedder
     t_embedder = time.perf_counter()

@@ -234,7 +234,8 @@ def ask(
                 for c in v.citations:
                     out.print(f"      {_where(c)}  “{c.sentence}”", highlight=False, markup=False)
             return
-        out.print(f"[bold]{answer.answer}[/]  (confidence {answer.confidence:.2f})", highlight=False)
+        how = "from a correction in the chat" if answer.corrected else f"confidence {answer.confidence:.2f}"
+        out.print(f"[bold]{answer.answer}[/]  ({how})", highlight=False)
         for i, c in enumerate(answer.citations, 1):
             out.print(f"  [{i}] {_where(c)}  “{c.sentence}”", highlight=False, markup=False)
 
@@ -260,6 +261,7 @@ def answer_json(answer) -> dict:
         "answer": answer.answer,
         "abstained": answer.abstained,
         "confidence": round(answer.confidence, 4),
+        "corrected": answer.corrected,
         "n_sources": answer.n_sources,
         "since": answer.since,
         "until": answer.until,

@@ -86,7 +86,9 @@ class FeedbackStore:
             if answer.abstained or not answer.answer:
                 raise RagError("Only a given answer can be marked correct; mark an abstention 'wrong' and give the answer.")
             golds, sources = [answer.answer], list(dict.fromkeys(c.file for c in answer.citations))
-            gold_span = None
+            c = answer.citations[0] if answer.citations else None  # the words as cited, at their offsets
+            gold_span = ({"article": c.file, "start": c.start, "end": c.end, "text": c.quote}
+                         if c is not None and c.quote == answer.answer else None)
         elif verdict == "wrong":
             golds, sources, gold_span = self._gold(answer, articles, typed, span)
         elif verdict == "no_answer":

@@ -15,11 +15,11 @@ import numpy as np
 from . import library, questions
 from .build import Progress, build_local, small_update
 from .config import Settings
-from .corrections import Corrections, marked_on
+from .corrections import Corrections, marked_articles, marked_on
 from .embed import Embedder, load_embedder
 from .feedback import question_key
 from .index import IndexData, IndexStore
-from .reader import Reader, Reading, disagreements, source_counts
+from .reader import Reader, Reading, citation, disagreements, source_counts
 from .readers import SHIPPED, ActiveReader, ReaderStore
 from .retrieve import date_mask, retrieve
 from .questions import History, resolve_followup
@@ -269,8 +269,10 @@ class Pipeline:
             "settings": {**{k: getattr(s, k) for k in ("retrieval_mode", "fusion", "top_k", "read_passages",
                                                        "read_sentences")}, "abstain_threshold": self.abstain_threshold},
             # what the reader read: a "no answer in the articles" mark trains no-answer on these (rag train)
-            "passages": [{"article": h.file, "start": h.chunk.start, "end": h.chunk.end}
-                         for h in answer.passages[: s.read_passages]],
+            "passages": [{"article": h.file, "article_id": h.chunk.article_id, "start": h.chunk.start,
+                          "end": h.chunk.end} for h in answer.passages[: s.read_passages]],
+            "query": answer.query,  # a follow-up's mark is not reused for the bare question (rag.corrections)
+            "from_correction": answer.corrected,
         }
         return FeedbackStore(s.feedback_file).record(answer, self.index().articles, verdict, typed=typed, span=span,
                                                      meta=meta)
@@ -367,16 +369,15 @@ class Pipeline:
             ranks = {}  # the retrieved articles, and the near-duplicates folded into them, by best rank
             for h in reversed(hits):
                 ranks.update({d.article_id: h.rank for d in h.duplicates} | {h.chunk.article_id: h.rank})
-            aid, start, end = next(((a, s0, e0) for a, s0, e0 in ex.spans if a in ranks), (None, 0, 0))
-            if aid is None:
+            found = [sp for sp in ex.spans if sp[0] in ranks]
+            if not found:
                 return None
-            reader = self.reader_for(data)
+            aid, start, end = min(found, key=lambda sp: ranks[sp[0]])
             q.notes.append(f"Answered from a correction marked on {when}: the words marked for this question.")
             return Reading(answer=data.articles[aid].text[start:end], confidence=1.0,
-                           citations=[reader.citation(aid, start, end, ranks[aid])], features={"correction": 1.0})
-        marked = {a for a, _, _ in ex.passages or []}
+                           citations=[citation(data, aid, start, end, ranks[aid])], features={"correction": 1.0})
         read = {h.chunk.article_id for h in hits[: s.read_passages]}
-        if not marked or not read <= marked:
+        if not read <= marked_articles(ex):
             return None
         q.notes.append(f"Marked “no answer in the articles” on {when}, and the same articles were found now.")
         return Reading(answer=None, confidence=0.0, features={"correction": 0.0})

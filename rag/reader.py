@@ -286,13 +286,7 @@ class Reader:
 
     # -- citations ----------------------------------------------------------------------
     def citation(self, article_id: str, a: int, b: int, rank: int | None) -> Citation:
-        art = self.data.articles[article_id]
-        s, e = _sentence_around(art.text, a, b)
-        return Citation(
-            file=art.file, article_id=art.id, title=art.title, start=a, end=b, quote=art.text[a:b],
-            sentence_start=s, sentence_end=e, sentence=art.text[s:e], passage_rank=rank,
-            published=art.published, page=art.page_of(a),
-        )
+        return citation(self.data, article_id, a, b, rank)
 
     def _citations(self, best: _Candidate, candidates: list[_Candidate], hits: list[Hit]) -> list[Citation]:
         """The chosen span, then the same answer in other articles, one citation per article."""
@@ -319,6 +313,17 @@ class Reader:
                         cites.append(self.citation(dup.article_id, idx, idx + len(answer), hit.rank))
                         seen.add(dup.article_id)
         return cites
+
+
+def citation(data: IndexData, article_id: str, a: int, b: int, rank: int | None) -> Citation:
+    """The citation of characters ``a:b`` of an article: its sentence, title, date and page."""
+    art = data.articles[article_id]
+    s, e = _sentence_around(art.text, a, b)
+    return Citation(
+        file=art.file, article_id=art.id, title=art.title, start=a, end=b, quote=art.text[a:b],
+        sentence_start=s, sentence_end=e, sentence=art.text[s:e], passage_rank=rank,
+        published=art.published, page=art.page_of(a),
+    )
 
 
 def _sentence_of(window, p: _Passage) -> np.ndarray:

@@ -184,10 +184,8 @@ class ReaderStore:
         those versions."""
         root = self.check_removable(name)
         vdir = self.version_dir(name)
-        in_use = f"Reader version {name} is in use: roll back (rag reader rollback) or switch first."
         with self.lock():
-            if self.current_name() == name:
-                raise RagError(in_use)
+            self.check_removable(name)  # again, under the lock
             onnx = vdir / ONNX_FILE
             sha = file_sha256(onnx) if onnx.is_file() else None
             copy = int8_copy_path(onnx, cache_dir) if sha and cache_dir is not None else None
@@ -196,7 +194,7 @@ class ReaderStore:
             os.replace(vdir, trash)  # gone from versions/ in one step: never half a version
             if self.current_name() == name:  # switched to in the meantime (a switch takes no lock)
                 os.replace(trash, vdir)
-                raise RagError(in_use)
+                self.check_removable(name)
             freed = sum(p.stat().st_size for p in trash.rglob("*") if p.is_file())
             shutil.rmtree(trash)
             others = [self.shipped / ONNX_FILE] + [self.version_dir(v["name"]) / ONNX_FILE for v in self.versions()]

@@ -148,8 +148,9 @@ class SpanModel:
         end). The windows run in groups of about equal length (:func:`length_groups`), one
         onnxruntime call each: a padded batch of windows of different lengths took 63 ms where
         the same windows one group at a time took 43 (int8 copy, 2 cores, 80 news questions of
-        3 windows), and with the int8 copy a window's scores no longer depend on what else is
-        read (its activations are quantized over its own tokens, not over a padded batch)."""
+        3 windows). With the int8 copy, whose activations are quantized per call, a window's
+        scores depend only on the windows of its own length group (often itself alone), no longer
+        on every window read."""
         if not windows:
             return Logits(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
         n = max(len(w) for w in windows)

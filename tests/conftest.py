@@ -17,6 +17,9 @@ os.environ.setdefault("RAG_CACHE_DIR", str(ROOT / ".cache"))
 # Trained reader versions (rag train) live in a folder of this test session: a version trained on
 # this machine never answers the tests' questions, and the tests' versions never reach the user.
 os.environ.setdefault("RAG_READERS_DIR", tempfile.mkdtemp(prefix="rag-readers-"))
+# Marks the chat left in the work tree (eval/feedback_qa.jsonl) answer their questions (rag.corrections):
+# the tests read and write marks of their own.
+os.environ["RAG_FEEDBACK_FILE"] = os.path.join(tempfile.mkdtemp(prefix="rag-feedback-"), "feedback_qa.jsonl")
 
 
 def make_settings(**kw):

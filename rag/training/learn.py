@@ -455,9 +455,11 @@ def _train_groups(base: Path, groups: list, opts: TrainOptions, report: TrainRep
     full = min(len(steps), opts.max_steps) if opts.max_steps else len(steps)
     plan = [full]
     report.planned_steps = full
-    warm = max(1, int(opts.warmup * plan[0]))
+    warm = max(1, int(opts.warmup * full))
+    # The rate decays over the full plan: a plan cut to the budget ends before it reaches 0, and
+    # one that grows back (fit_plan) never sees the rate rise again.
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda st: min((st + 1) / warm, max(0.0, (plan[0] - st) / max(1, plan[0] - warm))))
+        opt, lambda st: min((st + 1) / warm, max(0.0, (full - st) / max(1, full - warm))))
     budget = opts.minutes * 60
     losses: list[float] = []
     step, t_start = 0, time.perf_counter()

@@ -78,7 +78,10 @@ def resolve_marks(records: list[dict], data, heldout_share: float) -> tuple[list
             continue
         seen.add(mid)
         ex = MarkExample(mid, question, verdict, rec, is_heldout(mid, heldout_share))
-        problem = _resolve(ex, rec, fb, data)
+        try:
+            problem = _resolve(ex, rec, fb, data)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a hand-edited or damaged line
+            problem = f"malformed mark ({type(exc).__name__}: {exc})"
         if problem:
             skipped.append(SkippedMark(mid, question, problem))
         else:

@@ -133,17 +133,22 @@ def test_a_question_marked_unanswered_abstains_while_the_same_articles_are_found
             "type": "feedback", "feedback": {"verdict": "wrong", "gold_span": {
                 "article": art.file, "start": 0, "end": 23, "text": "words that are not there"}}}
     FeedbackStore(pipe.settings.feedback_file)._write([*recs, gone])
+    from rag.corrections import Corrections, statuses
+
+    assert Corrections(pipe.settings.feedback_file).lookup("What is gone?", data) is None
+    assert "no longer in it" in statuses([gone], data)[0][1]
     assert not any("correction" in n for n in pipe.ask("What is gone?").notes)
 
 
 def test_corrections_can_be_switched_off(pipe):
     q = "How much revenue did OpenAI make in 2022?"
     pipe.feedback(pipe.ask(q), "wrong", typed="$35 million")
-    assert pipe.ask(q).answer == "$35 million"
+    assert pipe.ask(q).corrected
     before = pipe.settings
     pipe.settings = before.model_copy(update={"answer_from_corrections": False})
     try:
-        assert not any("correction" in n for n in pipe.ask(q).notes)
+        off = pipe.ask(q)
+        assert not off.corrected and not any("correction" in n for n in off.notes)
     finally:
         pipe.settings = before
 
@@ -185,3 +190,54 @@ def test_a_correction_in_a_near_duplicate_article_is_used(seeds_pipeline, tmp_pa
     pipe.feedback(first, "wrong", span=GoldSpan(aid, start, start + len("$35 million")))
     again = pipe.ask(q)
     assert again.answer == "$35 million" and again.citations[0].article_id == aid
+
+
+def test_a_damaged_feedback_file_never_fails_a_question(pipe):
+    """A hand-edited line (offsets null, passages not objects) is left out with its reason; asks go on."""
+    q = "How much revenue did OpenAI make in 2022?"
+    pipe.feedback(pipe.ask(q), "wrong", typed="$35 million")
+    rec = FeedbackStore(pipe.settings.feedback_file).lines()[0]
+    bad = {**rec, "id": "f-bad", "question": "Broken?",
+           "feedback": {**rec["feedback"], "gold_span": {**rec["feedback"]["gold_span"], "start": None}}}
+    bad_none = {"id": "f-bad2", "question": "Broken too?", "answers": [], "type": "unanswerable",
+                "feedback": {"verdict": "no_answer", "passages": ["not an object"]}}
+    FeedbackStore(pipe.settings.feedback_file)._write([rec, bad, bad_none, "not even a mark"])
+    from rag.corrections import statuses
+
+    why = statuses(FeedbackStore(pipe.settings.feedback_file).lines(), pipe.index())
+    assert why[0][1] is None and why[1][1].startswith("malformed mark") and why[2][1].startswith("malformed mark")
+    assert pipe.ask(q).corrected  # the good mark still answers
+    assert not pipe.ask("Broken?").corrected and not pipe.ask("Broken too?").corrected
+
+
+def test_a_mark_made_on_a_follow_up_is_not_reused_for_the_bare_question(pipe):
+    first = pipe.ask("What share of OpenAI does Microsoft hold?")
+    follow = pipe.ask("And who is its chief executive?", history=[first])
+    assert follow.query != follow.question  # rewritten with the earlier turn's words
+    pipe.feedback(follow, "no_answer")
+    again = pipe.ask("And who is its chief executive?")
+    assert not again.corrected
+    from rag.corrections import statuses
+
+    assert "follow-up" in statuses(FeedbackStore(pipe.settings.feedback_file).lines(), pipe.index())[0][1]
+
+
+def test_a_no_answer_mark_lets_the_reader_read_an_article_edited_since(seeds_pipeline, tmp_path):
+    import shutil
+
+    from rag.pipeline import Pipeline
+
+    articles = tmp_path / "articles"
+    shutil.copytree(seeds_pipeline.settings.articles_dir, articles)
+    s = seeds_pipeline.settings.model_copy(update={"articles_dir": articles, "index_dir": tmp_path / "index",
+                                                   "feedback_file": tmp_path / "fb.jsonl"})
+    pipe = Pipeline(s, embedder=seeds_pipeline.embedder)
+    pipe.build()
+    q = "How much revenue did OpenAI make in 2022?"
+    first = pipe.ask(q)
+    pipe.feedback(first, "no_answer")
+    assert pipe.ask(q).corrected and pipe.ask(q).abstained
+    top = articles / first.passages[0].file
+    top.write_text(top.read_text(encoding="utf-8") + "\nOpenAI's 2022 revenue was restated on Friday.\n", encoding="utf-8")
+    pipe.build()
+    assert not pipe.ask(q).corrected  # the article read then is not the article read now: the reader reads

@@ -38,19 +38,27 @@ if not lines:
 
 
 
+@st.cache_resource(max_entries=2)
+def load_index(index_dir: str, version: str, model_name: str):
+    """The live index (articles and chunks; no reader model), loaded once per version."""
+    from rag.index import IndexStore
+
+    return IndexStore(index_dir).load(model_name)
+
+
 def mark_status() -> dict[str, str | None]:
     """Per mark id: None when the chat answers its question from it (``rag.corrections``), else why not."""
     if not settings.answer_from_corrections:
         return {r.get("id"): "corrections are off (setting answer_from_corrections)" for r in lines}
     try:
-        from rag.pipeline import Pipeline
-        from rag.training.marks import resolve_marks
+        from rag.corrections import statuses
+        from rag.index import IndexStore
 
-        _, skipped = resolve_marks(lines, Pipeline(settings).index(), 0.0)
-    except RagError as exc:
+        version = IndexStore(settings.index_dir).current_version()
+        data = load_index(str(settings.index_dir), str(version), settings.model_name)
+        return {r.get("id"): why for r, (_, why) in zip(lines, statuses(lines, data))}
+    except Exception as exc:  # the page still lists the marks
         return {r.get("id"): f"the index could not be read ({exc})" for r in lines}
-    why = {m.id: m.reason for m in skipped}
-    return {r.get("id"): why.get(str(r.get("id"))) for r in lines}
 
 
 status = mark_status()
