@@ -107,7 +107,7 @@ def asked_again(pipe) -> dict:
     in use gets right alone (how rag train scores it) and as the chat answers them (the marks
     first, ``rag.corrections``)."""
     from rag.feedback import FeedbackStore
-    from rag.training.learn import _items, count_right
+    from rag.training.learn import count_right, mark_items
     from rag.training.marks import resolve_marks
 
     examples, _ = resolve_marks(FeedbackStore(pipe.settings.feedback_file).lines(), pipe.index(),
@@ -115,7 +115,7 @@ def asked_again(pipe) -> dict:
     alone = pipe.with_reader(pipe.readers.active().path)
     out = {}
     for part, held in (("trained on", False), ("held out", True)):
-        items = _items([e for e in examples if e.heldout == held])
+        items = mark_items([e for e in examples if e.heldout == held])
         out[part] = {"n": len(items), "reader": count_right(alone, items), "chat": count_right(pipe, items)}
     return out
 

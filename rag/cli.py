@@ -453,7 +453,7 @@ def train(
         reader_rollback(as_json=as_json)
         return
     from .pipeline import Pipeline
-    from .training.learn import TrainOptions, train_reader
+    from .training.learn import TrainOptions, changed_line, train_reader
 
     with _friendly_errors():
         pipe = Pipeline(_settings(articles, index))
@@ -483,8 +483,7 @@ def train(
         out.print(f"Held-out marks right: {h['right_before']} -> {h['right_after']} of {h['n']}; eval set "
                   f"{report.eval_set}: {e['before']:.1%} -> {e['after']:.1%} of {e['n']}.", highlight=False)
         for c in h.get("changed") or []:
-            said = ["no answer" if x is None else f"“{x[:40]}”" for x in (c["before"], c["after"])]
-            out.print(f"  {c['change']}: “{c['question'][:70]}” ({said[0]} -> {said[1]})", highlight=False)
+            out.print("  " + changed_line(c), highlight=False)
         out.print(("[green]" if report.kept else "[yellow]") + report.reason[0].upper() + report.reason[1:],
                   highlight=False)
 

@@ -274,9 +274,10 @@ def training_progress() -> None:
         st.warning("The last training run stopped before it finished; the reader in use is unchanged.")
     elif status.get("state") in ("kept", "refused"):
         (st.success if status["state"] == "kept" else st.info)(render.md_escape(status.get("message", "")))
+        from rag.training.learn import changed_line
+
         for c in status.get("changed") or []:  # the held-out marks it fixed or broke
-            said = ["no answer" if x is None else f"“{x}”" for x in (c.get("before"), c.get("after"))]
-            st.caption(render.md_escape(f"{c.get('change')}: “{c.get('question')}” ({said[0]} → {said[1]})"))
+            st.caption(render.md_escape(changed_line(c, "→")))
     elif status.get("state") == "failed" and status.get("message"):
         st.error(render.md_escape(status["message"]))
 

@@ -196,7 +196,7 @@ def shift_calibration(cal: dict, delta: float) -> dict:
     return out
 
 
-def _items(examples: list[MarkExample]):
+def mark_items(examples: list[MarkExample]):
     from ..evaluation.qa_sets import parse_qa_lines
 
     items, _ = parse_qa_lines([json.dumps(e.record, ensure_ascii=False) for e in examples], "held-out marks")
@@ -306,7 +306,7 @@ def _run(pipe, opts: TrainOptions, report: TrainReport, name: str, work: Path, s
     # the figures before: the reader in use
     eval_pipe = _eval_pipeline(pipe, active.path)
     eval_items = _eval_items(s.train_eval_qa)
-    held_items = _items(heldout)
+    held_items = mark_items(heldout)
     stage("before", 0, 2, "Scoring the reader in use")
     held_before = _ask(pipe.with_reader(active.path), held_items)
     held = Figures(len(held_items), _right(held_before))
@@ -493,8 +493,15 @@ def _export(src: Path, out: Path) -> None:
         export(src, out, "fp16")
 
 
-def _said(answer: str | None) -> str:
-    return "no answer" if answer is None else f'"{answer}"'
+def _said(answer: str | None, quotes: str = '""') -> str:
+    return "no answer" if answer is None else f"{quotes[0]}{answer}{quotes[1]}"
+
+
+def changed_line(c: dict, arrow: str = "->") -> str:
+    """One held-out mark a run fixed or broke, as the CLI and the chat show it:
+    'fixed: “How many jobs?” (no answer -> “3,000”)'."""
+    return (f"{c.get('change')}: “{c.get('question')}” "
+            f"({_said(c.get('before'), '“”')} {arrow} {_said(c.get('after'), '“”')})")
 
 
 def model_card(card: dict) -> str:

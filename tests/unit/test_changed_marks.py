@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rag.training.learn import changed_marks, model_card
+from rag.training.learn import changed_line, changed_marks, model_card
 
 
 def _result(question, answerable, answer, right):
@@ -39,3 +39,10 @@ def test_the_version_card_lists_them():
     text = model_card(card)
     assert "held-out marks right: 0 -> 1 of 3" in text
     assert '  - fixed: How many jobs? (no answer -> "3,000")' in text
+
+
+def test_the_cli_and_the_chat_show_one_line_each():
+    fixed = {"question": "How many jobs?", "change": "fixed", "before": None, "after": "3,000"}
+    assert changed_line(fixed) == "fixed: “How many jobs?” (no answer -> “3,000”)"
+    assert changed_line({**fixed, "change": "broken", "before": "Smith", "after": None}, "→") == \
+        "broken: “How many jobs?” (“Smith” → no answer)"
