@@ -165,21 +165,29 @@ def test_rag_eval_on_the_marks_measures_the_reader_not_the_marks(pipe):
     assert row["answer"] == reader.answer  # the eval: the reader's own answer
 
 
-def test_a_correction_in_a_near_duplicate_article_is_used(seeds_pipeline, tmp_path):
-    """Retrieval folds near-duplicates into one passage: a mark in the folded article still answers."""
+def private_seeds(seeds_pipeline, tmp_path, reprint: str | None = None):
+    """A pipeline over a copy of the seeds (with a reprint of the article holding ``reprint``), its
+    own index and marks file; returns it and the articles folder."""
     import shutil
 
     from rag.pipeline import Pipeline
 
     articles = tmp_path / "articles"
     shutil.copytree(seeds_pipeline.settings.articles_dir, articles)
-    src = next(p for p in sorted(articles.iterdir()) if "about $35 million" in p.read_text(encoding="utf-8"))
-    (articles / "zz_reprint.txt").write_text(src.read_text(encoding="utf-8") + "\nThis story was reprinted.\n",
-                                              encoding="utf-8")
+    if reprint:
+        src = next(p for p in sorted(articles.iterdir()) if reprint in p.read_text(encoding="utf-8"))
+        (articles / "zz_reprint.txt").write_text(src.read_text(encoding="utf-8") + "\nThis story was reprinted.\n",
+                                                  encoding="utf-8")
     s = seeds_pipeline.settings.model_copy(update={"articles_dir": articles, "index_dir": tmp_path / "index",
                                                    "feedback_file": tmp_path / "fb.jsonl"})
     pipe = Pipeline(s, embedder=seeds_pipeline.embedder)
     pipe.build()
+    return pipe, articles
+
+
+def test_a_correction_in_a_near_duplicate_article_is_used(seeds_pipeline, tmp_path):
+    """Retrieval folds near-duplicates into one passage: a mark in the folded article still answers."""
+    pipe, _ = private_seeds(seeds_pipeline, tmp_path, reprint="about $35 million")
     q = "How much revenue did OpenAI make in 2022?"
     first = pipe.ask(q)
     folded = [d.article_id for h in first.passages for d in h.duplicates]
@@ -223,16 +231,7 @@ def test_a_mark_made_on_a_follow_up_is_not_reused_for_the_bare_question(pipe):
 
 
 def test_a_no_answer_mark_lets_the_reader_read_an_article_edited_since(seeds_pipeline, tmp_path):
-    import shutil
-
-    from rag.pipeline import Pipeline
-
-    articles = tmp_path / "articles"
-    shutil.copytree(seeds_pipeline.settings.articles_dir, articles)
-    s = seeds_pipeline.settings.model_copy(update={"articles_dir": articles, "index_dir": tmp_path / "index",
-                                                   "feedback_file": tmp_path / "fb.jsonl"})
-    pipe = Pipeline(s, embedder=seeds_pipeline.embedder)
-    pipe.build()
+    pipe, articles = private_seeds(seeds_pipeline, tmp_path)
     q = "How much revenue did OpenAI make in 2022?"
     first = pipe.ask(q)
     pipe.feedback(first, "no_answer")
