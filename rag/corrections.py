@@ -35,7 +35,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .feedback import FeedbackStore, question_key
+from .feedback import FeedbackStore, feedback_of, question_key
 
 if TYPE_CHECKING:
     from .training.marks import MarkExample
@@ -96,7 +96,7 @@ def statuses(records: list[dict], data) -> list[tuple["MarkExample | None", str 
 
 def unusable(ex: "MarkExample") -> str | None:
     """Why the chat does not answer from the resolved mark ``ex`` (None: it does)."""
-    fb = ex.record.get("feedback") if isinstance(ex.record.get("feedback"), dict) else {}
+    fb = feedback_of(ex.record)
     query = fb.get("query")
     if isinstance(query, str) and query and question_key(query) != question_key(ex.question):
         return "it was made on a follow-up, read with an earlier question's words"
@@ -108,7 +108,7 @@ def unusable(ex: "MarkExample") -> str | None:
 def marked_articles(ex: "MarkExample") -> set[str]:
     """The articles a "no answer" mark was made on, by content id when the mark stored it (an
     article edited since is another article: it may answer now), else as indexed now."""
-    fb = ex.record.get("feedback") if isinstance(ex.record.get("feedback"), dict) else {}
+    fb = feedback_of(ex.record)
     stored = [p.get("article_id") for p in fb.get("passages") or [] if isinstance(p, dict)]
     if stored and all(isinstance(a, str) and a for a in stored):
         return set(stored)
@@ -116,5 +116,5 @@ def marked_articles(ex: "MarkExample") -> set[str]:
 
 
 def marked_on(ex: "MarkExample") -> str:
-    fb = ex.record.get("feedback") if isinstance(ex.record.get("feedback"), dict) else {}
+    fb = feedback_of(ex.record)
     return str(fb.get("date") or "")[:10] or "an earlier day"

@@ -37,6 +37,12 @@ def question_key(question: str) -> str:
     return " ".join(question.lower().split())
 
 
+def feedback_of(record: dict) -> dict:
+    """A line's ``feedback`` record ({} when the line has none or a damaged one)."""
+    fb = record.get("feedback")
+    return fb if isinstance(fb, dict) else {}
+
+
 def feedback_id(question: str) -> str:
     return "f" + hashlib.sha1(question_key(question).encode("utf-8")).hexdigest()[:10]
 

@@ -24,6 +24,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from ..feedback import feedback_of
 from ..windows import make_windows
 from .data import MAX_PASSAGE_WINDOWS, Group, _labels
 
@@ -69,7 +70,7 @@ def resolve_marks(records: list[dict], data, heldout_share: float) -> tuple[list
     seen: set[str] = set()
     for rec in records:
         mid, question = str(rec.get("id") or ""), str(rec.get("question") or "").strip()
-        fb = rec.get("feedback") if isinstance(rec.get("feedback"), dict) else {}
+        fb = feedback_of(rec)
         verdict = fb.get("verdict") or ("no_answer" if rec.get("type") == "unanswerable" else "correct")
         if not mid or not question:
             skipped.append(SkippedMark(mid, question, "no id or question"))
