@@ -8,6 +8,9 @@ each question with
   overlapping windows), and
 * distractor windows: the passage of the same article closest to the question (SQuAD) and the
   passage of another article closest to it (both SQuAD and news), as retrieval would bring them;
+  or, for a source given ``retrieved`` passages (news, with ``--retrieved-distractors``), the
+  passages of other articles that the served retriever brings for the question from a whole
+  corpus, in its order: what the reader is actually shown beside the answer;
 
 and the loss normalises start and end scores over the whole group (shared normalisation, Clark
 & Gardner 2018, "Simple and Effective Multi-Paragraph Reading Comprehension"). The gold start is
@@ -112,6 +115,8 @@ def build_groups(
     seed: int = 13,
     same_article: int = 1,
     other_article: int = 1,
+    retrieved: dict[str, dict[str, list[tuple[frozenset[str], str]]]] | None = None,
+    retrieved_other: int = 2,
     log=None,
 ) -> list[Group]:
     """Question groups of every (name, articles, at most this many questions) source, in a fixed
@@ -121,6 +126,12 @@ def build_groups(
     ``same_article`` other paragraphs of its article and the ``other_article`` paragraphs of
     other articles of the same source whose vectors are closest to the question's. A distractor
     that holds the answer text is left out (its label could not be trusted).
+
+    ``retrieved[source][question id]``, when given for a source, replaces the other-article
+    choice for that source's questions: the retrieved passages in served order, each with the
+    file names it stands for (the hit's file and its folded near-duplicates); the first
+    ``retrieved_other`` of them that are not of the question's own article (``title + ".txt"``)
+    and do not hold the answer text are its distractors.
     """
     groups: list[Group] = []
     for name, articles, max_questions in sources:
@@ -154,7 +165,19 @@ def build_groups(
             labelled = labelled[:MAX_PASSAGE_WINDOWS]
             order = np.argsort(-row)
             picked: list[int] = []
+            served = (retrieved or {}).get(name)
+            extra: list[str] = []
+            if served is not None:
+                own_file = f"{articles[paras[pi][0]].title}.txt"
+                for files, text in served.get(q.id, []):
+                    if len(extra) >= retrieved_other:
+                        break
+                    if own_file in files or any(t.lower() in text.lower() for t, _ in q.answers):
+                        continue
+                    extra.append(text)
             for want, same in ((same_article, True), (other_article, False)):
+                if served is not None and not same:
+                    continue
                 n = 0
                 for o in order:
                     if n >= want:
@@ -171,8 +194,8 @@ def build_groups(
                 g.windows.append(w)
                 g.starts.append(s)
                 g.ends.append(e)
-            for o in picked:
-                w = make_windows(tokenizer, q.question, [paras[o][1].context])[0]
+            for text in [paras[o][1].context for o in picked] + extra:
+                w = make_windows(tokenizer, q.question, [text])[0]
                 g.windows.append(w)
                 g.starts.append([])
                 g.ends.append([])

@@ -87,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--news-repeat", type=int, default=2, help="times each news question is seen per epoch")
     ap.add_argument("--same-article", type=int, default=1, help="distractor paragraphs of the question's article")
     ap.add_argument("--other-article", type=int, default=1, help="distractor passages of other articles")
+    ap.add_argument("--retrieved-distractors", type=int, default=0,
+                    help="news questions: this many passages of other articles retrieved as served from "
+                         "--distractor-corpus replace the embedding-chosen other-article distractor (0: off)")
+    ap.add_argument("--distractor-corpus", type=Path, default=Settings().corpora_dir / "bbc" / "articles",
+                    help="articles folder the news distractors are retrieved from (the whole BBC corpus)")
+    ap.add_argument("--distractor-index", type=Path, default=Path.home() / ".cache" / "rag" / "dev-indexes" / "bbc",
+                    help="rag index of --distractor-corpus (built when missing or stale)")
     ap.add_argument("--model", default="all-MiniLM-L6-v2", help="base encoder, or a trained reader to continue")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="checkpoints and log (outside the work tree)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -128,6 +135,46 @@ def load_sources(args) -> list[tuple[str, list, int | None]]:
     return sources
 
 
+def served_distractors(args, sources) -> dict[str, dict[str, list[tuple[frozenset[str], str]]]]:
+    """For every news training question, the passages the served retriever brings for it from
+    ``--distractor-corpus``, in its order, each with the files it stands for (its own and its
+    folded near-duplicates). Passages of articles an eval set uses (``eval/*.jsonl`` sources)
+    or of the news set's dev part are never shown to training, not even as distractors."""
+    from rag.evaluation.qa_sets import load_qa
+    from rag.pipeline import Pipeline
+
+    root = Path(__file__).resolve().parents[2]
+    banned: set[str] = set()
+    for f in sorted((root / "eval").glob("*.jsonl")):
+        for it in load_qa(f)[0]:
+            banned.update(it.sources)
+    banned.update(f"{a.title}.txt" for a in split_news(load_squad(args.news), "dev"))
+    pipe = Pipeline(Settings().model_copy(update={"articles_dir": args.distractor_corpus,
+                                                  "index_dir": args.distractor_index}))
+    pipe.ensure_index()
+    data = pipe.index()
+    out: dict[str, list[tuple[frozenset[str], str]]] = {}
+    news = {id(arts): arts for name, arts, _ in sources if name == "news"}
+    for arts in news.values():
+        for a in arts:
+            for p in a.paragraphs:
+                for q in p.questions:
+                    if q.id in out:
+                        continue
+                    _, hits = pipe.search(data, q.question, top_k=args.retrieved_distractors + 8)
+                    kept = []
+                    for h in hits:
+                        art = data.articles[h.chunk.article_id]
+                        files = frozenset([h.file, *art.aliases, *(d.file for d in h.duplicates)])
+                        if files & banned:
+                            continue
+                        kept.append((files, art.text[h.chunk.start : h.chunk.end]))
+                    out[q.id] = kept
+    log.info("news distractors retrieved from %s for %d questions (%d articles kept out)", args.distractor_corpus,
+             len(out), len(banned))
+    return {"news": out}
+
+
 def _train(args) -> int:
     import torch
     from tqdm import tqdm
@@ -150,8 +197,11 @@ def _train(args) -> int:
     # distractors are chosen by the serving embedder, also when --model continues a trained reader
     settings = Settings()
     embedder = load_embedder(settings.model_name, backend="onnx", cache_dir=settings.cache_dir)
-    groups = build_groups(load_sources(args), tokenizer, embedder, seed=args.seed,
-                          same_article=args.same_article, other_article=args.other_article, log=log)
+    sources = load_sources(args)
+    retrieved = served_distractors(args, sources) if args.retrieved_distractors > 0 else None
+    groups = build_groups(sources, tokenizer, embedder, seed=args.seed, same_article=args.same_article,
+                          other_article=args.other_article, log=log, retrieved=retrieved,
+                          retrieved_other=args.retrieved_distractors)
     n_windows = sum(len(g) for g in groups)
     log.info("%d question groups (%d unanswerable), %d windows", len(groups),
              sum(not g.answerable for g in groups), n_windows)

@@ -182,3 +182,66 @@ def test_continued_training_from_the_shipped_reader_chooses_distractors_with_the
     meta = json.loads((out / "training.json").read_text())
     assert meta["base_model"] == str(DEFAULT_READER_DIR)
     assert meta["final_loss_mean_last_50"] < 3.0  # a trained reader, not a fresh head (about 6 at the start)
+
+
+def test_retrieved_distractors_replace_the_embedding_choice_for_their_source(tok, tiny, news):
+    """``retrieved`` passages (served order) give a news question its other-article distractors:
+    its own article's passages and those holding the answer are skipped, the first
+    ``retrieved_other`` of the rest are read beside it; SQuAD keeps the embedding choice."""
+    from rag.embed import load_embedder
+    from rag.evaluation.squad import load_squad, split_articles
+    from rag.training.data import build_groups
+
+    embedder = load_embedder("all-MiniLM-L6-v2", backend="onnx")
+    served = [
+        (frozenset({"business_001.txt"}), "Rosneft is Russia's biggest oil firm."),  # the question's own article
+        (frozenset({"business_009.txt"}), "Yugansk was sold for $9.3bn at auction."),  # holds the answer text
+        (frozenset({"business_010.txt", "business_011.txt"}), "Gazprom said it would not bid for Yukos assets."),
+        (frozenset({"politics_002.txt"}), "Ministers met in Moscow on Monday."),
+        (frozenset({"sport_003.txt"}), "Chelsea won the cup."),
+    ]
+    retrieved = {"news": {"n1a": served, "n1b": served[2:3]}}
+    sources = [("squad", split_articles(load_squad(tiny), "train"), None), ("news", load_squad(news), None)]
+    groups = build_groups(sources, tok, embedder, other_article=1, retrieved=retrieved, retrieved_other=2)
+    by_q = {(g.source, g.question, len(g.windows)) for g in groups}
+    news_groups = [g for g in groups if g.source == "news"]
+
+    def words(w) -> str:
+        return tok.decode([int(i) for i in w.ids])
+
+    first = news_groups[0]  # n1a: own window, then Gazprom and Moscow (own article and the answer skipped)
+    assert len(first.windows) == 3 and not first.starts[1] and not first.starts[2]
+    assert "gazprom" in words(first.windows[1]) and "moscow" in words(first.windows[2])
+    assert news_groups[1].windows[1:] and "gazprom" in words(news_groups[1].windows[1])  # n1b: one passage given
+    # a question with no retrieved entry gets no other-article distractor (never the embedding choice)
+    assert all(len(g.windows) == 1 for g in news_groups[2:])
+    # SQuAD questions still take the embedding choice (one window each here: one article to choose from)
+    assert {n for s, _, n in by_q if s == "squad"} == {1}
+
+
+def test_served_distractors_never_show_an_eval_sets_article(tmp_path):
+    """The distractor retrieval runs the served pipeline over a corpus and leaves out every file an
+    eval set names as a source, even when it is the best passage for the question."""
+    pytest.importorskip("torch")
+    import argparse
+
+    from rag.evaluation.qa_sets import load_qa
+    from rag.training.train import served_distractors
+
+    eval_file = next(iter(load_qa(ROOT / "eval" / "bbc_qa.jsonl")[0])).sources[0]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / eval_file).write_text("Rosneft deal\n\nRosneft paid for the Yugansk unit of Yukos in cash.\n")
+    (corpus / "tech_900.txt").write_text("Rosneft and Yugansk\n\nRosneft's Yugansk purchase angered Yukos investors.\n")
+    (corpus / "sport_900.txt").write_text("Cup final\n\nChelsea beat Arsenal in the cup final on Saturday.\n")
+    news_file = tmp_path / "news.json"
+    news_file.write_text(json.dumps(NEWS))
+    from rag.evaluation.squad import load_squad
+
+    args = argparse.Namespace(news=news_file, distractor_corpus=corpus, distractor_index=tmp_path / "index",
+                              retrieved_distractors=2)
+    out = served_distractors(args, [("news", load_squad(news_file), None)])["news"]
+    assert set(out) == {"n1a", "n1b", "n2a", "n2b"}
+    shown = {f for passages in out.values() for files, _ in passages for f in files}
+    assert eval_file not in shown and "tech_900.txt" in shown
+    assert out["n1a"][0][0] == frozenset({"tech_900.txt"})  # the Rosneft passage first, in served order
