@@ -154,22 +154,18 @@ def served_distractors(args, sources) -> dict[str, dict[str, list[tuple[frozense
     pipe.ensure_index()
     data = pipe.index()
     out: dict[str, list[tuple[frozenset[str], str]]] = {}
-    news = {id(arts): arts for name, arts, _ in sources if name == "news"}
-    for arts in news.values():
-        for a in arts:
-            for p in a.paragraphs:
-                for q in p.questions:
-                    if q.id in out:
-                        continue
-                    _, hits = pipe.search(data, q.question, top_k=args.retrieved_distractors + 8)
-                    kept = []
-                    for h in hits:
-                        art = data.articles[h.chunk.article_id]
-                        files = frozenset([h.file, *art.aliases, *(d.file for d in h.duplicates)])
-                        if files & banned:
-                            continue
-                        kept.append((files, art.text[h.chunk.start : h.chunk.end]))
-                    out[q.id] = kept
+    questions = [q for name, arts, _ in sources if name == "news" for a in arts for p in a.paragraphs for q in p.questions]
+    for q in questions:
+        if q.id in out:  # a repeated source
+            continue
+        _, hits = pipe.search(data, q.question, top_k=args.retrieved_distractors + 8)
+        kept = []
+        for h in hits:
+            art = data.articles[h.chunk.article_id]
+            files = frozenset([h.file, *art.aliases, *(d.file for d in h.duplicates)])
+            if not files & banned:
+                kept.append((files, art.text[h.chunk.start : h.chunk.end]))
+        out[q.id] = kept
     log.info("news distractors retrieved from %s for %d questions (%d articles kept out)", args.distractor_corpus,
              len(out), len(banned))
     return {"news": out}
