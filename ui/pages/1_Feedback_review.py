@@ -21,7 +21,7 @@ import streamlit as st  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
 from rag.errors import RagError  # noqa: E402
-from rag.feedback import FeedbackStore  # noqa: E402
+from rag.feedback import FeedbackStore, feedback_of  # noqa: E402
 from ui import render  # noqa: E402
 
 st.set_page_config(page_title="Feedback review", page_icon="📰", layout="centered")
@@ -35,7 +35,6 @@ lines = store.lines()
 if not lines:
     st.info("No feedback yet: mark answers in the chat (Correct, Wrong, No answer in the articles).")
     st.stop()
-
 
 
 @st.cache_resource(max_entries=2)
@@ -63,10 +62,10 @@ def mark_status() -> dict[str, str | None]:
 
 status = mark_status()
 choice = st.radio("Show", list(VERDICTS), format_func=VERDICTS.get, horizontal=True, key="filter")
-shown = [r for r in lines if choice == "all" or r.get("feedback", {}).get("verdict") == choice]
+shown = [r for r in lines if choice == "all" or feedback_of(r).get("verdict") == choice]
 st.caption(f"{len(shown)} of {len(lines)} marks")
 for rec in shown:
-    fb = rec.get("feedback", {})
+    fb = feedback_of(rec)
     with st.container(border=True, key=f"rec-{rec['id']}"):
         st.text(str(rec.get("question", "")))
         gold = " / ".join(rec.get("answers") or []) or "(no answer in the articles)"
