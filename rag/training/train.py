@@ -37,6 +37,7 @@ import numpy as np
 from rag.embed import cpu_has_bf16, resolve_model_path
 from rag.span_model import ONNX_FILE
 from rag.evaluation.squad import load_squad, split_articles
+from rag.training.cloze import cloze_articles
 from rag.training.export import load_onnx_reader
 from rag.training.data import Group, build_groups, schedule, split_news, training_sets
 from rag.windows import load_tokenizer, pad
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="articles folder the news distractors are retrieved from (the whole BBC corpus)")
     ap.add_argument("--distractor-index", type=Path, default=Path.home() / ".cache" / "rag" / "dev-indexes" / "bbc",
                     help="rag index of --distractor-corpus (built when missing or stale)")
+    ap.add_argument("--cloze-questions", type=int, default=0,
+                    help="add this many cloze questions made from --distractor-corpus articles "
+                         "(rag.training.cloze; never an eval set's article or the news dev part; 0: none)")
     ap.add_argument("--model", default="all-MiniLM-L6-v2", help="base encoder, or a trained reader to continue")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="checkpoints and log (outside the work tree)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -132,7 +136,25 @@ def load_sources(args) -> list[tuple[str, list, int | None]]:
     sources = [("squad", split_articles(load_squad(args.squad), "train"), squad)]
     if str(args.news) != "none":
         sources += [("news", split_news(load_squad(args.news), "train"), args.max_questions)] * max(0, args.news_repeat)
+    if args.cloze_questions:
+        cloze = cloze_articles(args.distractor_corpus, kept_out(args.news), args.cloze_questions, args.seed)
+        sources.append(("cloze", cloze, None))
     return sources
+
+
+def kept_out(news: Path) -> set[str]:
+    """File names of the articles training never reads, not even as a distractor or a cloze
+    question: every eval set's sources (``eval/*.jsonl``) and the news set's dev part."""
+    from rag.evaluation.qa_sets import load_qa
+
+    root = Path(__file__).resolve().parents[2]
+    banned: set[str] = set()
+    for f in sorted((root / "eval").glob("*.jsonl")):
+        for it in load_qa(f)[0]:
+            banned.update(it.sources)
+    if str(news) != "none":
+        banned.update(f"{a.title}.txt" for a in split_news(load_squad(news), "dev"))
+    return banned
 
 
 def served_distractors(args, sources) -> dict[str, dict[str, list[tuple[frozenset[str], str]]]]:
@@ -140,15 +162,9 @@ def served_distractors(args, sources) -> dict[str, dict[str, list[tuple[frozense
     ``--distractor-corpus``, in its order, each with the files it stands for (its own and its
     folded near-duplicates). Passages of articles an eval set uses (``eval/*.jsonl`` sources)
     or of the news set's dev part are never shown to training, not even as distractors."""
-    from rag.evaluation.qa_sets import load_qa
     from rag.pipeline import Pipeline
 
-    root = Path(__file__).resolve().parents[2]
-    banned: set[str] = set()
-    for f in sorted((root / "eval").glob("*.jsonl")):
-        for it in load_qa(f)[0]:
-            banned.update(it.sources)
-    banned.update(f"{a.title}.txt" for a in split_news(load_squad(args.news), "dev"))
+    banned = kept_out(args.news)
     pipe = Pipeline(Settings().model_copy(update={"articles_dir": args.distractor_corpus,
                                                   "index_dir": args.distractor_index}))
     pipe.ensure_index()

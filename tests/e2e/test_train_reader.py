@@ -245,3 +245,62 @@ def test_served_distractors_never_show_an_eval_sets_article(tmp_path):
     shown = {f for passages in out.values() for files, _ in passages for f in files}
     assert eval_file not in shown and "tech_900.txt" in shown
     assert out["n1a"][0][0] == frozenset({"tech_900.txt"})  # the Rosneft passage first, in served order
+
+
+def test_a_soup_is_the_mean_of_its_readers_weights(tmp_path):
+    """rag.training.soup averages readers fine-tuned from the same start (one of them may be the
+    shipped ONNX-only reader) and refuses what cannot be averaged."""
+    torch = pytest.importorskip("torch")
+    from rag.span_model import DEFAULT_READER_DIR
+    from rag.training.soup import main
+    from rag.training.train import load_reader_model, write_model
+
+    shipped = load_reader_model(DEFAULT_READER_DIR)
+    name = "qa_outputs.bias"
+    before = shipped.state_dict()[name].clone()
+    with torch.no_grad():
+        shipped.qa_outputs.bias += 1.0
+    moved = tmp_path / "moved"
+    write_model(shipped, tokenizer_dir=DEFAULT_READER_DIR, out=moved, meta={"normalisation": "shared", "seed": 2})
+
+    out = tmp_path / "soup"
+    assert main([str(DEFAULT_READER_DIR), str(moved), "--out", str(out)]) == 0
+    mixed = load_reader_model(out).state_dict()[name]
+    assert torch.allclose(mixed, before + 0.5, atol=2e-3)  # fp16 storage
+    meta = json.loads((out / "training.json").read_text())
+    assert meta["normalisation"] == "shared" and meta["soup_of"] == [str(DEFAULT_READER_DIR), str(moved)]
+    assert meta["ingredients"][1]["seed"] == 2
+
+    (moved / "training.json").write_text(json.dumps({"normalisation": "paragraph"}))
+    with pytest.raises(SystemExit, match="not 'shared'"):
+        main([str(DEFAULT_READER_DIR), str(moved), "--out", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="at least two"):
+        main([str(DEFAULT_READER_DIR), "--out", str(tmp_path / "one")])
+
+
+def test_cloze_questions_come_from_the_corpus_less_eval_and_news_dev_articles(tiny, news, tmp_path):
+    """--cloze-questions adds a "cloze" source made from --distractor-corpus; no article an eval
+    set uses and no article of the news dev part becomes a question."""
+    import argparse
+
+    from rag.evaluation.qa_sets import load_qa
+    from rag.evaluation.squad import load_squad
+    from rag.training.data import split_news
+    from rag.training.train import load_sources
+
+    text = ("Rover sales rise\n\nCar maker Rover said sales rose 12% in Europe, helped by demand in Germany.\n"
+            "Its new models sold well in Germany, helped by demand from car buyers, the firm said.\n")
+    eval_file = next(iter(load_qa(ROOT / "eval" / "bbc_qa.jsonl")[0])).sources[0]
+    dev_file = f"{split_news(load_squad(news), 'dev')[0].title}.txt"
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in (eval_file, dev_file, "tech_900.txt"):
+        (corpus / name).write_text(text)
+    args = argparse.Namespace(squad=tiny, news=news, squad_questions=None, max_questions=None, news_repeat=1,
+                              cloze_questions=10, distractor_corpus=corpus, seed=13)
+    sources = load_sources(args)
+    assert [name for name, _, _ in sources] == ["squad", "news", "cloze"]
+    cloze = sources[-1][1]
+    assert cloze and {a.title.split("#")[0] for a in cloze} == {"tech_900"}
+    q = cloze[0].paragraphs[0].questions[0]
+    assert q.answers[0][0] == "Germany" and "what" in q.question
