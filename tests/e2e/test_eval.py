@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SEEDS_QA = ROOT / "eval" / "seeds_qa.jsonl"
 
 # "block.metric" -> minimum value on eval/seeds_qa.jsonl with the default settings (k=10).
+# Measured 2026-12-05 (third session) with the soup reader (the mean of five runs, int8, threshold
+# 0.45): em .698, f1 .735, contains .714, abstention f1 .737 (retrieval unchanged); floors raised.
 # Measured 2026-12-04 (second session) with the same reader served as its int8 copy (reader_int8,
 # recalibrated on the dev sets: threshold 0.35): em .667, f1 .710, contains .683, abstention f1
 # .722, retrieval unchanged. Two answers moved ("Duolingo" for "Duolingo and Stripe"; a wrong
@@ -46,10 +48,10 @@ FLOORS: dict[str, float] = {
     "retrieval.hit@10": 1.0,
     "retrieval.mrr": 0.91,
     "retrieval.ndcg@10": 0.89,
-    "answer.em": 0.66,
-    "answer.f1": 0.70,
-    "answer.contains": 0.68,
-    "abstention.f1": 0.72,
+    "answer.em": 0.69,
+    "answer.f1": 0.73,
+    "answer.contains": 0.71,
+    "abstention.f1": 0.73,
 }
 
 
