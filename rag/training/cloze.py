@@ -11,7 +11,8 @@ the answer can be found by reading, not guessed.
 
 The questions come in the SQuAD layout (``SquadArticle``, one per question: its passage is the
 article less one sentence) so ``rag.training.data.build_groups`` reads them like any other
-source. Articles in ``kept_out`` (every eval set's sources, the news set's dev part) are never used.
+source. Articles in ``kept_out`` (every eval set's sources, the news set's dev part) and their
+copies under other file names are never used.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from ..evaluation.squad import SquadArticle, SquadParagraph, SquadQuestion
 MIN_SHARED = 2  # content words a question sentence shares with a sentence that holds the answer
 MIN_WORDS, MAX_WORDS = 8, 50  # question sentence length in words
 PER_ARTICLE = 2  # at most this many questions from one article
+NEAR_DUPLICATE = 0.5  # 5-word shingle Jaccard at which an article counts as a copy of another
 
 _NAME = r"[A-Z][\w'&.-]*[\w]"
 # a run of capitalised words (a name, "Bank of England"), or a number with its currency and unit
 _SPAN = re.compile(
-    rf"{_NAME}(?:\s+(?:of\s+|the\s+|and\s+|de\s+)?{_NAME})*"
+    rf"(?<!\w)(?:{_NAME}(?:\s+(?:of\s+|the\s+|and\s+|de\s+)?{_NAME})*"
     r"|[$£€]?\d[\d,.]*\d(?:\s?(?:%|bn|m|million|billion|trillion|per cent))?"
-    r"|[$£€]\d(?:\s?(?:bn|m|million|billion|trillion))?"
+    r"|[$£€]\d(?:\s?(?:bn|m|million|billion|trillion))?)(?!\w)"
 )
 _WORD = re.compile(r"[\w'%$£€-]+")
 _STOP = frozenset(
@@ -60,13 +62,15 @@ def cloze_questions(title: str, text: str, rng: random.Random, per_article: int 
             continue
         for m in _SPAN.finditer(sent):
             span = re.sub(r"'s?$", "", m.group())  # "India's" -> "India"
-            if m.start() == 0 or len(span) < 2:
-                continue  # a capitalised first word is no name
+            if not re.search(r"\w", sent[: m.start()]) or re.search(r"[:\"“]\s*$", sent[: m.start()]):
+                continue  # a capitalised first word (of the sentence or of a quote) is no name
+            if len(span) < 2 or span.split()[0].lower() in _STOP:
+                continue
             m_end = m.start() + len(span)
             pattern = re.compile(rf"(?<![\w]){re.escape(span)}(?![\w])")
             others = [o for o in pattern.finditer(text) if not s0 <= o.start() < s1]
-            if not others:
-                continue
+            if not others or len(others) != text.count(span) - text[s0:s1].count(span):
+                continue  # also inside longer words ("Japan" in "Japanese"): training labels every occurrence
             mine = _content(sent, span)
             holders = {j for o in others for j, (a, b) in enumerate(sentences) if a <= o.start() < b}
             if any(len(mine & _content(text[a:b], span)) >= MIN_SHARED for j, (a, b) in enumerate(sentences)
@@ -85,19 +89,48 @@ def cloze_questions(title: str, text: str, rng: random.Random, per_article: int 
         span = text[a:b]
         question = (text[s0:a] + "what" + text[b:s1]).rstrip(" .!") + "?"
         context = (text[:s0] + text[s1:]).strip()
-        start = re.search(rf"(?<![\w]){re.escape(span)}(?![\w])", context)
-        if not start:
-            continue
+        start = re.search(rf"(?<![\w]){re.escape(span)}(?![\w])", context)  # found: it recurs outside the sentence
         q = SquadQuestion(id=f"cloze:{title}:{si}", question=question, answers=[(span, start.start())],
                           impossible=False)
         out.append(SquadArticle(f"{title}#{len(out)}", [SquadParagraph(context, [q])]))
     return out
 
 
+def _shingles(text: str) -> set[str]:
+    words = re.findall(r"\w+", text.lower())
+    return {" ".join(words[i : i + 5]) for i in range(max(1, len(words) - 4))}
+
+
+def _copies(files: list[Path], kept: list[Path]) -> set[str]:
+    """Names of ``files`` that are another copy of a ``kept`` article: the same title line, or
+    5-word shingles overlapping by ``NEAR_DUPLICATE`` or more (a corpus holds reprints under
+    other file names; the served pipeline folds them, and so must what training leaves out)."""
+    def read(p: Path) -> str:
+        return p.read_text(encoding="utf-8", errors="replace").strip()
+
+    kept_texts = [read(p) for p in kept]
+    titles = {t.split("\n", 1)[0].strip().lower() for t in kept_texts}
+    kept_sh = [_shingles(t) for t in kept_texts]
+    out = set()
+    for p in files:
+        text = read(p)
+        if text.split("\n", 1)[0].strip().lower() in titles:
+            out.add(p.name)
+            continue
+        sh = _shingles(text)
+        if any(len(sh & k) >= NEAR_DUPLICATE * len(sh | k) for k in kept_sh):
+            out.add(p.name)
+    return out
+
+
 def cloze_articles(corpus: Path, kept_out: set[str], n_questions: int, seed: int) -> list[SquadArticle]:
-    """``n_questions`` cloze questions from a folder of ``.txt`` news articles (title on the
-    first line), a seeded choice over its articles, none of them from ``kept_out`` file names."""
-    files = sorted(p for p in Path(corpus).glob("*.txt") if p.name not in kept_out)
+    """At most ``n_questions`` cloze questions from a folder of ``.txt`` news articles (title on
+    the first line), a seeded choice over its articles; none from a ``kept_out`` file name nor
+    from another copy of such an article (:func:`_copies`)."""
+    every = sorted(Path(corpus).glob("*.txt"))
+    files = [p for p in every if p.name not in kept_out]
+    copies = _copies(files, [p for p in every if p.name in kept_out])
+    files = [p for p in files if p.name not in copies]
     if not files:
         raise SystemExit(f"--cloze-questions: no articles to make questions from in {corpus}")
     rng = random.Random(seed)

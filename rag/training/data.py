@@ -54,7 +54,7 @@ class Group:
     windows: list[Window]
     starts: list[list[int]] = field(default_factory=list)
     ends: list[list[int]] = field(default_factory=list)
-    source: str = ""  # "squad" or "news"
+    source: str = ""  # "squad", "news" or "cloze"
 
     @property
     def answerable(self) -> bool:

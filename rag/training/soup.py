@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("sources", nargs="+", type=Path, help="reader folders fine-tuned from the same starting reader")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if len(args.sources) < 2:
+        raise SystemExit("a soup needs at least two readers")
     metas = ingredients_meta(args.sources)
     model = soup(args.sources)
     write_model(model, tokenizer_dir=args.sources[0], out=args.out, meta={

@@ -280,7 +280,7 @@ def test_a_soup_is_the_mean_of_its_readers_weights(tmp_path):
 
 def test_cloze_questions_come_from_the_corpus_less_eval_and_news_dev_articles(tiny, news, tmp_path):
     """--cloze-questions adds a "cloze" source made from --distractor-corpus; no article an eval
-    set uses and no article of the news dev part becomes a question."""
+    set uses, no article of the news dev part and no reprint of one becomes a question."""
     import argparse
 
     from rag.evaluation.qa_sets import load_qa
@@ -294,8 +294,10 @@ def test_cloze_questions_come_from_the_corpus_less_eval_and_news_dev_articles(ti
     dev_file = f"{split_news(load_squad(news), 'dev')[0].title}.txt"
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for name in (eval_file, dev_file, "tech_900.txt"):
+    for name in (eval_file, dev_file, "tech_901.txt"):  # tech_901: a reprint of the kept-out articles
         (corpus / name).write_text(text)
+    (corpus / "tech_900.txt").write_text(text.replace("Rover", "Vauxhall").replace("sales rise", "has a good year")
+                                         .replace("12%", "9%").replace("strong pound", "weak euro"))
     args = argparse.Namespace(squad=tiny, news=news, squad_questions=None, max_questions=None, news_repeat=1,
                               cloze_questions=10, distractor_corpus=corpus, seed=13)
     sources = load_sources(args)

@@ -49,9 +49,29 @@ def test_possessive_is_not_part_of_the_answer():
     assert answers and all(not a.endswith("'s") for a in answers)
 
 
-def test_articles_kept_out_are_never_used(tmp_path):
+OTHER = """Chelsea win the cup
+
+Chelsea beat Arsenal 2-1 in the final at Cardiff on Sunday to lift the League Cup.
+Jose Mourinho said his Chelsea side had deserved the cup after a hard final against a young team.
+The Portuguese manager praised Arsenal, whose young team pushed Chelsea all the way in the final.
+Fans in Cardiff celebrated until late."""
+
+
+def test_articles_kept_out_and_their_copies_are_never_used(tmp_path):
     (tmp_path / "business_001.txt").write_text(ARTICLE)
-    (tmp_path / "business_002.txt").write_text(ARTICLE.replace("Rover", "Vauxhall"))
+    (tmp_path / "sport_002.txt").write_text(OTHER)
+    (tmp_path / "tech_003.txt").write_text(ARTICLE)  # a reprint of the kept-out article under another name
+    (tmp_path / "tech_004.txt").write_text(ARTICLE.replace("Analysts were cautious", "Analysts were wary"))
     arts = cloze_articles(tmp_path, {"business_001.txt"}, n_questions=50, seed=3)
-    assert arts and all(a.title.startswith("business_002#") for a in arts)
+    assert arts and {a.title.split("#")[0] for a in arts} == {"sport_002"}
     assert len(cloze_articles(tmp_path, set(), n_questions=1, seed=3)) == 1
+
+
+def test_no_answer_at_the_start_of_a_sentence_or_a_quote_nor_inside_a_longer_word():
+    text = ("Japanese carmakers\n\nRover said: \"Rover will open a plant in Japan this year\", the firm said on Monday.\n"
+            "\"Rover is back,\" said Japanese analyst Ken Ito, who expects a plant in Japan soon after Monday.\n"
+            "The firm said the Japan plant would open on Monday, as Ken Ito expected.")
+    answers = {a.paragraphs[0].questions[0].answers[0][0] for a in _all(text)}
+    assert "Rover" not in answers  # only ever first in a sentence or a quote
+    assert "Japan" not in answers  # also inside "Japanese" in every passage: its labels would be wrong
+    assert answers and answers <= {"Ken Ito", "Monday"}
