@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="rag index of --distractor-corpus (built when missing or stale)")
     ap.add_argument("--cloze-questions", type=int, default=0,
                     help="add this many cloze questions made from --distractor-corpus articles "
-                         "(rag.training.cloze; never an eval set's article or the news dev part; 0: none)")
+                         "(rag.training.cloze; never an eval set's article, the news dev part or a reprint of one; 0: none)")
     ap.add_argument("--model", default="all-MiniLM-L6-v2", help="base encoder, or a trained reader to continue")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="checkpoints and log (outside the work tree)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
