@@ -101,25 +101,20 @@ def _shingles(text: str) -> set[str]:
     return {" ".join(words[i : i + 5]) for i in range(max(1, len(words) - 4))}
 
 
-def _copies(files: list[Path], kept: list[Path]) -> set[str]:
-    """Names of ``files`` that are another copy of a ``kept`` article: the same title line, or
+def _copies(texts: dict[str, str], kept: dict[str, str]) -> set[str]:
+    """Names in ``texts`` that are another copy of a ``kept`` article: the same title line, or
     5-word shingles overlapping by ``NEAR_DUPLICATE`` or more (a corpus holds reprints under
     other file names; the served pipeline folds them, and so must what training leaves out)."""
-    def read(p: Path) -> str:
-        return p.read_text(encoding="utf-8", errors="replace").strip()
-
-    kept_texts = [read(p) for p in kept]
-    titles = {t.split("\n", 1)[0].strip().lower() for t in kept_texts}
-    kept_sh = [_shingles(t) for t in kept_texts]
+    titles = {t.split("\n", 1)[0].strip().lower() for t in kept.values()}
+    kept_sh = [_shingles(t) for t in kept.values()]
     out = set()
-    for p in files:
-        text = read(p)
+    for name, text in texts.items():
         if text.split("\n", 1)[0].strip().lower() in titles:
-            out.add(p.name)
+            out.add(name)
             continue
         sh = _shingles(text)
         if any(len(sh & k) >= NEAR_DUPLICATE * len(sh | k) for k in kept_sh):
-            out.add(p.name)
+            out.add(name)
     return out
 
 
@@ -127,18 +122,17 @@ def cloze_articles(corpus: Path, kept_out: set[str], n_questions: int, seed: int
     """At most ``n_questions`` cloze questions from a folder of ``.txt`` news articles (title on
     the first line), a seeded choice over its articles; none from a ``kept_out`` file name nor
     from another copy of such an article (:func:`_copies`)."""
-    every = sorted(Path(corpus).glob("*.txt"))
-    files = [p for p in every if p.name not in kept_out]
-    copies = _copies(files, [p for p in every if p.name in kept_out])
-    files = [p for p in files if p.name not in copies]
+    every = {p.name: p.read_text(encoding="utf-8", errors="replace").strip() for p in sorted(Path(corpus).glob("*.txt"))}
+    texts = {name: text for name, text in every.items() if name not in kept_out}
+    copies = _copies(texts, {name: text for name, text in every.items() if name in kept_out})
+    files = [name for name in texts if name not in copies]
     if not files:
         raise SystemExit(f"--cloze-questions: no articles to make questions from in {corpus}")
     rng = random.Random(seed)
     rng.shuffle(files)
     out: list[SquadArticle] = []
-    for path in files:
+    for name in files:
         if len(out) >= n_questions:
             break
-        text = path.read_text(encoding="utf-8", errors="replace")
-        out += cloze_questions(path.stem, text.strip(), rng)[: n_questions - len(out)]
+        out += cloze_questions(Path(name).stem, texts[name], rng)[: n_questions - len(out)]
     return out
