@@ -42,7 +42,7 @@ import numpy as np
 from .config import Settings
 from .index import IndexData
 from .span_model import SpanModel, best_spans
-from .spans import SpanCandidate, SpanRanker
+from .spans import SpanCandidate, SpanRanker, qualified_start
 from .spans import normalise as _norm
 from .types import Citation, DisagreeingAnswer, Hit, SourceCount
 
@@ -276,8 +276,9 @@ class Reader:
             retrieval = min(1.0, max(0.0, p.hit.score / top_score)) if top_score > 0 else 1.0
             # The best span of each window, and the next ones for corroboration within it.
             for score, s, e in spans[:SPANS_PER_WINDOW]:
-                a = p.start + int(window.offsets[s, 0])
-                b = p.start + int(window.offsets[e, 1])
+                b = int(window.offsets[e, 1])
+                a = qualified_start(texts[window.passage], int(window.offsets[s, 0]), b)
+                a, b = p.start + a, p.start + b
                 cand = _Candidate(p, a, b, score, float(nulls[w]), retrieval)
                 cand.combined = cand.margin + self.retrieval_weight * retrieval
                 candidates.append(cand)

@@ -1,4 +1,5 @@
-"""The choice among the n-best spans (rag.spans): features that know what was asked, the ranker.
+"""The choice among the n-best spans (rag.spans): features that know what was asked, the ranker,
+and a figure quoted with its qualifier.
 
 Pure functions of text and scores: no model, no index.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.spans import SpanCandidate, SpanRanker, features, question_type, shape
+from rag.spans import SpanCandidate, SpanRanker, features, qualified_start, question_type, shape
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -66,3 +67,31 @@ def test_ranker_without_weights_keeps_the_models_order_and_with_weights_uses_the
 def test_a_span_of_punctuation_only_agrees_with_nothing():
     names, X = features("Who?", [SpanCandidate("--", 1.0, 1.0, 1), SpanCandidate("Blair", 0.5, 1.0, 1)])
     assert X[0, names.index("agree")] == 0.0
+
+
+def _quoted(text: str, span: str, floor: int = 0) -> str:
+    a = text.index(span)
+    return text[qualified_start(text, a, a + len(span), floor) : a + len(span)]
+
+
+@pytest.mark.parametrize(("text", "span", "quoted"), [
+    ("shares slumped almost 23% to 2.05 euros", "23%", "almost 23%"),
+    ("it will pay up to 259.7m euros for the stake", "259.7m euros", "up to 259.7m euros"),
+    ("More than 1,000 people marched", "1,000 people", "More than 1,000 people"),
+    ("revenue is only about $35 million, and", "$35 million", "about $35 million"),
+    ("out for at least six weeks", "six weeks", "at least six weeks"),
+    ("priced at under £80,000.", "£80,000", "under £80,000"),
+    # not a figure, a qualifier of another sentence or inside a word, none at all: the span as read
+    ("they talked about Paris today", "Paris", "Paris"),
+    ("he said about. 23 rivals", "23 rivals", "23 rivals"),
+    ("moreover 3 people came", "3 people", "3 people"),
+    ("output reached 4.2 million tonnes", "4.2 million tonnes", "4.2 million tonnes"),
+])
+def test_a_figure_keeps_its_qualifier(text, span, quoted):
+    assert _quoted(text, span) == quoted
+
+
+def test_a_qualifier_before_what_was_read_is_left_out():
+    text = "nearly 40 fans"
+    assert _quoted(text, "40 fans", floor=3) == "40 fans"
+    assert _quoted(text, "40 fans", floor=0) == "nearly 40 fans"
