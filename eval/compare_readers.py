@@ -2,6 +2,8 @@
 
     python -m eval.compare_readers --old ~/.cache/rag/reader-v2 --new rag/models/reader --old-env RAG_READ_SENTENCES=1
     python -m eval.compare_readers --old A --new B --sets seeds bbc_qa     # some sets only
+    python -m eval.compare_readers --old-root /tmp/prev --old /tmp/prev/rag/models/reader --new rag/models/reader
+                                        # two commits: the old reader runs with /tmp/prev's code
 
 Each (reader, set) is one ``rag eval`` run (``RAG_READER_DIR`` names the reader; each reader
 uses its own calibrated threshold), its JSON and Markdown report (with the coverage and
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--old-env", nargs="*", default=[], metavar="RAG_X=V",
                     help="settings for the old reader's runs, e.g. the reading it was calibrated with: RAG_READ_SENTENCES=1")
     ap.add_argument("--new-env", nargs="*", default=[], metavar="RAG_X=V")
+    ap.add_argument("--old-root", type=Path, default=ROOT,
+                    help="checkout whose code runs the old reader (a git worktree of an earlier commit); default this one")
     ap.add_argument("--bbc-index", type=Path, default=Path.home() / ".cache" / "rag" / "dev-indexes" / "bbc")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "eval" / "reports" / "readers")
     ap.add_argument("--sets", nargs="+", default=None)
@@ -86,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             if label not in args.reuse or not (out / f"{name}.json").is_file():
                 print(f"{label} reader, {name}: {' '.join(cmd[2:])}", flush=True)
                 env = {**os.environ, "RAG_READER_DIR": str(reader.resolve()), **dict(kv.split("=", 1) for kv in extra)}
-                done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+                root = args.old_root.resolve() if label == "old" else ROOT
+                done = subprocess.run(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL)
                 if done.returncode != 0:
                     raise SystemExit(f"rag eval failed for {name} with the {label} reader")
             table.setdefault(name, {})[label] = row(json.loads((out / f"{name}.json").read_text()))
