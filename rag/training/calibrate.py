@@ -2,7 +2,7 @@
 
     python -m rag.training.calibrate                 # curve, ranker, Platt fit -> calibration.json
     python -m rag.training.calibrate --no-write      # only print the tables
-    RAG_READER_DIR=DIR python -m rag.training.calibrate --out-dir DIR   # a candidate model
+    RAG_READER_DIR=DIR python -m rag.training.calibrate --out DIR/tuning.json   # a candidate model (its calibration.json)
 
 Dev sets (tuning data only; no eval set and no ``test``/``heldout`` half is read here):
 
