@@ -43,12 +43,14 @@ def news_dev_file(path: Path) -> Path:
 
 
 def sets(out_dir: Path, bbc_index: Path) -> dict[str, list[str]]:
+    # absolute paths: with --old-root the old reader runs in another checkout, on this one's sets
     bbc = ["--articles", str(BBC), "--index", str(bbc_index)]
-    out = {"seeds": ["--qa", "eval/seeds_qa.jsonl"]}
+    ev = ROOT / "eval"
+    out = {"seeds": ["--qa", str(ev / "seeds_qa.jsonl"), "--articles", str(ROOT / "seeds")]}
     if BBC.is_dir():
-        out["bbc_qa"] = ["--qa", "eval/bbc_qa.jsonl", *bbc]
-        out["bbc_heldout-dev"] = ["--qa", "eval/bbc_heldout_qa.jsonl", "--split", "dev", *bbc]
-        out["bbc_heldout-heldout"] = ["--qa", "eval/bbc_heldout_qa.jsonl", "--split", "heldout", *bbc]
+        out["bbc_qa"] = ["--qa", str(ev / "bbc_qa.jsonl"), *bbc]
+        out["bbc_heldout-dev"] = ["--qa", str(ev / "bbc_heldout_qa.jsonl"), "--split", "dev", *bbc]
+        out["bbc_heldout-heldout"] = ["--qa", str(ev / "bbc_heldout_qa.jsonl"), "--split", "heldout", *bbc]
         out["news-dev"] = ["--qa", str(news_dev_file(out_dir / "news-dev.jsonl")), *bbc]
     if SQUAD.is_file():
         out["squad-test"] = ["--qa", str(SQUAD), "--split", "test"]
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", nargs="*", default=[], choices=["old", "new"],
                     help="take these readers' figures from the reports an earlier run left in --out-dir")
     args = ap.parse_args(argv)
+    args.out_dir, args.bbc_index = args.out_dir.resolve(), args.bbc_index.resolve()
 
     table: dict[str, dict[str, dict]] = {}
     for name, cli in sets(args.out_dir, args.bbc_index).items():

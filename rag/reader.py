@@ -277,7 +277,9 @@ class Reader:
             # The best span of each window, and the next ones for corroboration within it.
             for score, s, e in spans[:SPANS_PER_WINDOW]:
                 b = int(window.offsets[e, 1])
-                a = qualified_start(texts[window.passage], int(window.offsets[s, 0]), b)
+                k = int(sentence_of[s])  # the qualifier stays in the span's sentence
+                floor = p.sentences[k][0] - p.start if 0 <= k < len(p.sentences) else 0
+                a = qualified_start(texts[window.passage], int(window.offsets[s, 0]), b, max(0, floor))
                 a, b = p.start + a, p.start + b
                 cand = _Candidate(p, a, b, score, float(nulls[w]), retrieval)
                 cand.combined = cand.margin + self.retrieval_weight * retrieval

@@ -78,14 +78,26 @@ def _quoted(text: str, span: str, floor: int = 0) -> str:
     ("shares slumped almost 23% to 2.05 euros", "23%", "almost 23%"),
     ("it will pay up to 259.7m euros for the stake", "259.7m euros", "up to 259.7m euros"),
     ("More than 1,000 people marched", "1,000 people", "More than 1,000 people"),
-    ("revenue is only about $35 million, and", "$35 million", "about $35 million"),
+    ("revenue is only about $35 million, and", "$35 million", "only about $35 million"),
     ("out for at least six weeks", "six weeks", "at least six weeks"),
     ("priced at under £80,000.", "£80,000", "under £80,000"),
-    # not a figure, a qualifier of another sentence or inside a word, none at all: the span as read
+    # a negation or an intensifier belongs to the qualifier: without it the meaning flips
+    ("no more than 5 people", "5 people", "no more than 5 people"),
+    ("not less than 300 staff", "300 staff", "not less than 300 staff"),
+    ("well over 40% of voters", "40%", "well over 40%"),
+    ("shares fell over 20% on Monday", "20%", "over 20%"),
+    # not a figure, a qualifier of another sentence or line or inside a word, none at all: as read
     ("they talked about Paris today", "Paris", "Paris"),
+    ("a song about One Direction's tour", "One Direction", "One Direction"),
     ("he said about. 23 rivals", "23 rivals", "23 rivals"),
+    ("Talks are over\n\n23 people died", "23 people", "23 people"),
     ("moreover 3 people came", "3 people", "3 people"),
     ("output reached 4.2 million tonnes", "4.2 million tonnes", "4.2 million tonnes"),
+    # a particle of the verb before it, or a preposition before a date: not a qualifier
+    ("she handed over 2,000 pages", "2,000 pages", "2,000 pages"),
+    ("the firm took over 3 rivals", "3 rivals", "3 rivals"),
+    ("he spoke about 9/11 again", "9/11", "9/11"),
+    ("it was passed under 2003 legislation", "2003 legislation", "2003 legislation"),
 ])
 def test_a_figure_keeps_its_qualifier(text, span, quoted):
     assert _quoted(text, span) == quoted
