@@ -100,7 +100,7 @@ def pipe(seeds_pipeline):
         # the rule reader answered "Microsoft" (0.88): the words next to the right ones
         ("Which chatbot did OpenAI build for Salesforce?", "Einstein GPT"),
         # the first trained model quoted the next sentence's 2023-24 targets; the shipped one
-        # (trained on sentence windows too) gets the year right, and the article's "only about" is
+        # (trained on sentence windows too) gets the year right, and the article's "about" is
         # quoted with the figure
         ("How much revenue did OpenAI make in 2022?", "about $35 million"),
         ("What share of OpenAI does Microsoft hold?", "49%"),

@@ -78,7 +78,7 @@ def _quoted(text: str, span: str, floor: int = 0) -> str:
     ("shares slumped almost 23% to 2.05 euros", "23%", "almost 23%"),
     ("it will pay up to 259.7m euros for the stake", "259.7m euros", "up to 259.7m euros"),
     ("More than 1,000 people marched", "1,000 people", "More than 1,000 people"),
-    ("revenue is only about $35 million, and", "$35 million", "only about $35 million"),
+    ("revenue is only about $35 million, and", "$35 million", "about $35 million"),  # "only" judges, not qualifies
     ("out for at least six weeks", "six weeks", "at least six weeks"),
     ("priced at under £80,000.", "£80,000", "under £80,000"),
     # a negation or an intensifier belongs to the qualifier: without it the meaning flips
