@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -14,12 +15,23 @@ SEEDS = ROOT / "seeds"
 
 # The ONNX export is cached per checkout, never in the user's home during tests.
 os.environ.setdefault("RAG_CACHE_DIR", str(ROOT / ".cache"))
+_SESSION_DIRS: list[str] = []
+
+
+def _session_dir(prefix: str) -> str:
+    """A temporary folder of this test session, removed when the session ends."""
+    _SESSION_DIRS.append(tempfile.mkdtemp(prefix=prefix))
+    return _SESSION_DIRS[-1]
+
+
+atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _SESSION_DIRS])
 # Trained reader versions (rag train) live in a folder of this test session: a version trained on
 # this machine never answers the tests' questions, and the tests' versions never reach the user.
-os.environ.setdefault("RAG_READERS_DIR", tempfile.mkdtemp(prefix="rag-readers-"))
+if "RAG_READERS_DIR" not in os.environ:
+    os.environ["RAG_READERS_DIR"] = _session_dir("rag-readers-")
 # Marks the chat left in the work tree (eval/feedback_qa.jsonl) answer their questions (rag.corrections):
 # the tests read and write marks of their own.
-os.environ["RAG_FEEDBACK_FILE"] = os.path.join(tempfile.mkdtemp(prefix="rag-feedback-"), "feedback_qa.jsonl")
+os.environ["RAG_FEEDBACK_FILE"] = os.path.join(_session_dir("rag-feedback-"), "feedback_qa.jsonl")
 
 
 def make_settings(**kw):
