@@ -24,7 +24,12 @@ def _session_dir(prefix: str) -> str:
     return _SESSION_DIRS[-1]
 
 
-atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _SESSION_DIRS])
+@atexit.register
+def _remove_session_dirs() -> None:
+    for d in _SESSION_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # Trained reader versions (rag train) live in a folder of this test session: a version trained on
 # this machine never answers the tests' questions, and the tests' versions never reach the user.
 if "RAG_READERS_DIR" not in os.environ:
